@@ -1,0 +1,22 @@
+//! # troupe-crew
+//!
+//! The crew file: what a user writes, checked before anything runs.
+//!
+//! Layout:
+//! - [`wire`]: the JSON as written (serde + schemars; unknown keys are errors);
+//! - [`schema`]: the JSON Schema generated from the wire types (`troupe schema`);
+//! - [`validate`]: text → [`model::Crew`], collecting every problem as a located [`Diagnostic`];
+//! - [`model`]: the validated crew the runtime consumes;
+//! - [`template`]: `{placeholder}` inputs;
+//! - [`diag`]: diagnostics (file, line:column, JSON path, message, hint).
+
+pub mod diag;
+pub mod model;
+pub mod schema;
+pub mod template;
+pub mod validate;
+pub mod wire;
+
+pub use diag::{Diagnostic, Diagnostics, JsonPath, Source, Target};
+pub use model::*;
+pub use validate::{LoadError, load, parse};

@@ -1,0 +1,133 @@
+//! The validated crew: ids resolved, templates filled, limits defaulted. Built by [`crate::validate`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::diag::Source;
+pub use crate::wire::{OnFailure, Process, RepeatPolicy};
+
+/// A crew ready to run.
+#[derive(Debug, Clone)]
+pub struct Crew {
+    pub name: String,
+    pub description: Option<String>,
+    /// Directory of the crew file; relative paths in it are resolved from here.
+    pub dir: PathBuf,
+    pub source: Arc<Source>,
+    pub agents: Vec<Agent>,
+    /// In file order. Indexes into this vector are task indexes everywhere in the runtime.
+    pub tasks: Vec<Task>,
+    pub process: Process,
+    /// The manager of a hierarchical crew: an agent of the crew or a generated one.
+    pub manager: Option<Agent>,
+    pub limits: RunLimits,
+    /// The inputs the templates were filled with.
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl Crew {
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents
+            .iter()
+            .chain(self.manager.iter())
+            .find(|a| a.id == id)
+    }
+    pub fn task_index(&self, id: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.id == id)
+    }
+}
+
+/// An agent with its model settings fully merged.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: String,
+    pub role: String,
+    pub goal: String,
+    pub backstory: Option<String>,
+    pub llm: LlmSettings,
+    /// Tool patterns as written (`name` or `prefix.*`); the runtime resolves them.
+    pub tools: Vec<String>,
+    pub allow_delegation: bool,
+    pub limits: TaskLimits,
+    /// Index in `crew.agents`, for locating diagnostics (`None` for a generated manager).
+    pub index: Option<usize>,
+}
+
+/// Merged model settings of one agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LlmSettings {
+    pub provider: String,
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key_env: String,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub requests_per_minute: Option<u32>,
+    pub input_cost_per_mtok: Option<f64>,
+    pub output_cost_per_mtok: Option<f64>,
+}
+
+/// A task with its templates filled.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: String,
+    pub description: String,
+    pub expected_output: Option<String>,
+    /// `None` only in hierarchical crews, where the manager assigns it.
+    pub agent: Option<String>,
+    /// Indexes of the tasks whose output this one receives.
+    pub context: Vec<usize>,
+    pub output_file: Option<PathBuf>,
+    pub output_schema: Option<serde_json::Value>,
+    pub review: Option<Review>,
+    pub limits: TaskLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub by: String,
+    pub max_rounds: u32,
+    pub criteria: Option<String>,
+}
+
+/// Limits of one task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskLimits {
+    pub max_iterations: u32,
+    pub timeout: Duration,
+    pub max_repeated_tool_calls: u32,
+    pub on_repeat: RepeatPolicy,
+    pub max_output_retries: u32,
+}
+
+impl Default for TaskLimits {
+    fn default() -> Self {
+        Self {
+            max_iterations: 10,
+            timeout: Duration::from_secs(600),
+            max_repeated_tool_calls: 2,
+            on_repeat: RepeatPolicy::Stop,
+            max_output_retries: 2,
+        }
+    }
+}
+
+/// Limits of the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunLimits {
+    pub timeout: Duration,
+    pub max_tokens: u64,
+    pub max_cost_usd: Option<f64>,
+    pub max_delegations: u32,
+    pub on_failure: OnFailure,
+}
+
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const DEFAULT_MAX_TOKENS: u64 = 1_000_000;
+pub const DEFAULT_MAX_ROUNDS: u32 = 2;

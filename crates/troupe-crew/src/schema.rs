@@ -1,0 +1,91 @@
+//! The crew file's JSON Schema, generated from the wire types (so it cannot drift from them).
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::diag::{JsonPath, Seg};
+use crate::wire::CrewFile;
+
+/// The crew file's JSON Schema.
+pub fn crew_schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let mut schema = schemars::schema_for!(CrewFile).to_value();
+        if let Some(obj) = schema.as_object_mut() {
+            obj.insert(
+                "$id".into(),
+                Value::String("https://troupe.dev/schema/crew.schema.json".into()),
+            );
+        }
+        schema
+    })
+}
+
+/// The schema as the checked-in `schema/crew.schema.json` holds it.
+pub fn crew_schema_pretty() -> String {
+    let mut s = serde_json::to_string_pretty(crew_schema()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The property names the schema allows for the object at `path` (for "did you mean").
+pub fn keys_at(path: &JsonPath) -> Vec<String> {
+    let root = crew_schema();
+    let mut nodes = vec![root];
+    for seg in &path.0 {
+        let mut next = Vec::new();
+        for node in nodes.iter().flat_map(|n| branches(root, n)) {
+            let child = match seg {
+                Seg::Key(k) => node.get("properties").and_then(|p| p.get(k)),
+                Seg::Index(_) => node.get("items"),
+            };
+            next.extend(child);
+        }
+        nodes = next;
+    }
+    let mut keys: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| branches(root, n))
+        .filter_map(|n| n.get("properties").and_then(Value::as_object))
+        .flat_map(|p| p.keys().cloned())
+        .collect();
+    keys.dedup();
+    keys
+}
+
+/// A node with `$ref` resolved and `anyOf`/`oneOf` expanded into its alternatives.
+fn branches<'a>(root: &'a Value, node: &'a Value) -> Vec<&'a Value> {
+    let node = resolve(root, node);
+    let mut out = vec![node];
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(alts) = node.get(key).and_then(Value::as_array) {
+            out.extend(alts.iter().map(|a| resolve(root, a)));
+        }
+    }
+    out
+}
+
+fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => r
+            .strip_prefix('#')
+            .and_then(|p| root.pointer(p))
+            .unwrap_or(node),
+        None => node,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_refs_and_arrays() {
+        let keys = keys_at(&JsonPath::root().key("agents").index(0));
+        assert!(keys.contains(&"role".to_string()), "{keys:?}");
+        let keys = keys_at(&JsonPath::root().key("tasks").index(2).key("review"));
+        assert!(keys.contains(&"max_rounds".to_string()), "{keys:?}");
+        assert!(keys_at(&JsonPath::root()).contains(&"process".to_string()));
+    }
+}

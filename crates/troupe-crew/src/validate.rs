@@ -1,0 +1,802 @@
+//! From crew-file text to a [`Crew`]: syntax, shape (against the generated JSON Schema), then
+//! meaning (ids, cycles, placeholders, models, limits). Every problem is collected, not only the first.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Diagnostics, JsonPath, Source, Target, did_you_mean, list};
+use crate::model::*;
+use crate::schema::{crew_schema, keys_at};
+use crate::template;
+use crate::wire::{self, AgentLimitsSpec, CrewFile, LimitsSpec, LlmSpec};
+
+/// Providers this build knows.
+pub const PROVIDERS: &[&str] = &["openai"];
+
+/// Why a crew file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read crew file `{}`: {source}\n  hint: check the path; crew files are JSON, e.g. `crews/research-report.json`", file.display())]
+    Io {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
+}
+
+/// Reads and validates a crew file, filling its templates with `inputs` over the file's own `inputs`.
+pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    parse(Source::new(path, text), dir, inputs).map_err(LoadError::Invalid)
+}
+
+/// Validates crew-file text already in memory.
+pub fn parse(
+    source: Arc<Source>,
+    dir: PathBuf,
+    inputs: &BTreeMap<String, String>,
+) -> Result<Crew, Diagnostics> {
+    let value: Value = match serde_json::from_str(&source.text) {
+        Ok(v) => v,
+        Err(e) => return Err(Diagnostics(vec![syntax_error(&source, &e)])),
+    };
+    let shape = shape_errors(&source, &value);
+    if !shape.is_empty() {
+        return Err(Diagnostics(shape));
+    }
+    let file: CrewFile = match serde_path_to_error::deserialize(&value) {
+        Ok(f) => f,
+        Err(e) => {
+            let path = JsonPath::from_pointer(&pointer_of(e.path()));
+            let d = source.diagnostic(&path, Target::Value, e.inner().to_string(), None);
+            return Err(Diagnostics(vec![d]));
+        }
+    };
+    Checker {
+        source: &source,
+        errors: Vec::new(),
+    }
+    .check(&file, dir, inputs)
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .map(|s| match s {
+            Segment::Seq { index } => format!("/{index}"),
+            Segment::Map { key } | Segment::Enum { variant: key } => format!("/{key}"),
+            Segment::Unknown => String::new(),
+        })
+        .collect()
+}
+
+fn syntax_error(source: &Source, e: &serde_json::Error) -> Diagnostic {
+    let msg = e.to_string();
+    // serde_json appends " at line L column C"; the location is carried separately.
+    let msg = msg
+        .rsplit_once(" at line ")
+        .map_or(msg.as_str(), |(m, _)| m)
+        .to_string();
+    let hint = if msg.contains("trailing comma") {
+        "JSON allows no comma after the last item of an object or array: remove it"
+    } else if msg.contains("EOF") {
+        "the file ends early: check that every `{` and `[` is closed"
+    } else if msg.contains("key must be a string") {
+        "object keys need double quotes, e.g. `\"role\": …`"
+    } else {
+        "check for a missing comma, quote or bracket just before this place"
+    };
+    source.diagnostic_at(
+        e.line(),
+        e.column(),
+        format!("invalid JSON: {msg}"),
+        Some(hint.into()),
+    )
+}
+
+/// Structural errors: unknown keys, missing keys, wrong types — all of them, from the JSON Schema.
+fn shape_errors(source: &Source, value: &Value) -> Vec<Diagnostic> {
+    use jsonschema::error::ValidationErrorKind as K;
+    let validator = match jsonschema::validator_for(crew_schema()) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![source.diagnostic(
+                &JsonPath::root(),
+                Target::Value,
+                format!("internal error: the crew schema does not compile: {e}"),
+                None,
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    for err in validator.iter_errors(value) {
+        let path = JsonPath::from_pointer(err.instance_path().as_str());
+        match err.kind() {
+            K::AdditionalProperties { unexpected } => {
+                let allowed = keys_at(&path);
+                for key in unexpected {
+                    let hint = did_you_mean(key, allowed.iter().map(String::as_str))
+                        .unwrap_or_else(|| format!("allowed keys here: {}", list(&allowed)));
+                    out.push(source.diagnostic(
+                        &path.key(key),
+                        Target::Key,
+                        format!("unknown key `{key}`"),
+                        Some(hint),
+                    ));
+                }
+            }
+            K::Required { property } => {
+                let key = property.as_str().unwrap_or_default();
+                out.push(source.diagnostic(
+                    &path,
+                    Target::Value,
+                    format!("missing required key `{key}`"),
+                    Some(format!("add `\"{key}\": …` to this object")),
+                ));
+            }
+            K::Type { kind } => {
+                let expected = type_name(kind);
+                out.push(source.diagnostic(
+                    &path,
+                    Target::Value,
+                    format!(
+                        "wrong type: expected {expected}, found {}",
+                        json_type(err.instance())
+                    ),
+                    Some(format!("write this value as {expected}")),
+                ));
+            }
+            K::Enum { options } => {
+                let opts: Vec<&str> = options
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let found = err.instance().as_str().unwrap_or_default().to_string();
+                let hint = did_you_mean(&found, opts.iter().copied())
+                    .unwrap_or_else(|| format!("use one of {}", list(&opts)));
+                out.push(source.diagnostic(
+                    &path,
+                    Target::Value,
+                    format!("`{found}` is not an allowed value"),
+                    Some(hint),
+                ));
+            }
+            _ => out.push(source.diagnostic(&path, Target::Value, err.to_string(), None)),
+        }
+    }
+    out
+}
+
+fn type_name(kind: &jsonschema::error::TypeKind) -> String {
+    use jsonschema::error::TypeKind;
+    let article = |t: String| match t.as_str() {
+        "object" | "array" | "integer" => format!("an {t}"),
+        "null" => t,
+        _ => format!("a {t}"),
+    };
+    match kind {
+        TypeKind::Single(t) => article(t.to_string()),
+        TypeKind::Multiple(ts) => {
+            let names: Vec<String> = ts
+                .iter()
+                .map(|t| t.to_string())
+                .filter(|t| t != "null")
+                .collect();
+            names
+                .into_iter()
+                .map(article)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Checker<'a> {
+    source: &'a Source,
+    errors: Vec<Diagnostic>,
+}
+
+fn root() -> JsonPath {
+    JsonPath::root()
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: JsonPath, message: impl Into<String>, hint: impl Into<String>) {
+        self.errors.push(
+            self.source
+                .diagnostic(&path, Target::Value, message, Some(hint.into())),
+        );
+    }
+
+    fn check(
+        mut self,
+        file: &CrewFile,
+        dir: PathBuf,
+        cli_inputs: &BTreeMap<String, String>,
+    ) -> Result<Crew, Diagnostics> {
+        if file.name.trim().is_empty() {
+            self.err(
+                root().key("name"),
+                "the crew name is empty",
+                "give the crew a short name such as `\"name\": \"market-research\"`",
+            );
+        }
+        if file.agents.is_empty() {
+            self.err(
+                root().key("agents"),
+                "a crew needs at least one agent",
+                "add an agent: `{\"id\": \"researcher\", \"role\": …, \"goal\": …}`",
+            );
+        }
+        if file.tasks.is_empty() {
+            self.err(
+                root().key("tasks"),
+                "a crew needs at least one task",
+                "add a task: `{\"id\": \"research\", \"agent\": …, \"description\": …}`",
+            );
+        }
+
+        let mut inputs = file.inputs.clone();
+        inputs.extend(cli_inputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+        let agent_ids =
+            self.check_ids(file.agents.iter().map(|a| a.id.as_str()), "agents", "agent");
+        let task_ids = self.check_ids(file.tasks.iter().map(|t| t.id.as_str()), "tasks", "task");
+        let agent_list = list(&agent_ids);
+
+        let run_limits = self.run_limits(
+            file.limits.as_ref().unwrap_or(&LimitsSpec::default()),
+            file.tasks.len(),
+        );
+        let crew_task_limits = file.limits.as_ref().map(per_task_of);
+        let base_limits = self.task_limits(
+            &TaskLimits::default(),
+            crew_task_limits.as_ref(),
+            root().key("limits"),
+        );
+
+        let mut agents = Vec::new();
+        for (i, spec) in file.agents.iter().enumerate() {
+            let path = root().key("agents").index(i);
+            let llm = self.llm(file.llm.as_ref(), spec.llm.as_ref(), &path, &spec.id);
+            let limits = self.task_limits(&base_limits, spec.limits.as_ref(), path.key("limits"));
+            for (j, tool) in spec.tools.iter().enumerate() {
+                if tool.trim().is_empty() || tool.contains(char::is_whitespace) {
+                    self.err(
+                        path.key("tools").index(j),
+                        format!("`{tool}` is not a tool name"),
+                        "tool names look like `text.stats`; `text.*` allows every tool of `text`",
+                    );
+                }
+            }
+            agents.push(Agent {
+                id: spec.id.clone(),
+                role: spec.role.clone(),
+                goal: spec.goal.clone(),
+                backstory: spec.backstory.clone(),
+                llm,
+                tools: spec.tools.clone(),
+                allow_delegation: spec.allow_delegation.unwrap_or(true),
+                limits,
+                index: Some(i),
+            });
+        }
+
+        // The manager of a hierarchical crew.
+        let manager = match (&file.manager, file.process) {
+            (Some(m), wire::Process::Hierarchical) => {
+                if let Some(a) = agents.iter().find(|a| &a.id == m) {
+                    Some(a.clone())
+                } else {
+                    self.err(
+                        root().key("manager"),
+                        format!("unknown manager agent `{m}`"),
+                        did_you_mean(m, agent_ids.iter().map(String::as_str))
+                            .unwrap_or(format!("agents in this crew: {agent_list}")),
+                    );
+                    None
+                }
+            }
+            (Some(_), _) => {
+                self.err(
+                    root().key("manager"),
+                    "`manager` is only used by the hierarchical process",
+                    "set `\"process\": \"hierarchical\"` or remove `manager`",
+                );
+                None
+            }
+            (None, wire::Process::Hierarchical) => Some(Agent {
+                id: "manager".into(),
+                role: "Crew manager".into(),
+                goal: "Get every task done well by handing it to the best-suited agent and \
+                       checking the result."
+                    .into(),
+                backstory: Some(
+                    "You lead a team of specialists; you delegate and judge, you do not do the \
+                     work yourself."
+                        .into(),
+                ),
+                llm: self.llm(file.llm.as_ref(), None, &root(), "manager"),
+                tools: Vec::new(),
+                allow_delegation: false,
+                limits: base_limits.clone(),
+                index: None,
+            }),
+            (None, _) => None,
+        };
+
+        let mut tasks = Vec::new();
+        for (i, spec) in file.tasks.iter().enumerate() {
+            let path = root().key("tasks").index(i);
+            let mut agent = None;
+            match &spec.agent {
+                Some(a) if agent_ids.contains(a) => agent = Some(a.clone()),
+                Some(a) => self.err(
+                    path.key("agent"),
+                    format!("unknown agent `{a}`"),
+                    hint_ids(a, &agent_ids, "agents"),
+                ),
+                None if file.process == wire::Process::Hierarchical => {}
+                None => self.err(
+                    path.clone(),
+                    format!("task `{}` has no `agent`", spec.id),
+                    format!(
+                        "add `\"agent\": …` naming one of {agent_list}, or use `\"process\": \"hierarchical\"` to let a manager assign it"
+                    ),
+                ),
+            }
+            let mut context = Vec::new();
+            for (j, c) in spec.context.iter().enumerate() {
+                let cpath = path.key("context").index(j);
+                match file.tasks.iter().position(|t| &t.id == c) {
+                    None => self.err(
+                        cpath,
+                        format!("unknown task `{c}` in context"),
+                        hint_ids(c, &task_ids, "tasks"),
+                    ),
+                    Some(k) if k == i => self.err(
+                        cpath,
+                        format!("task `{c}` lists itself as context"),
+                        "a task cannot need its own output: remove it from `context`",
+                    ),
+                    Some(k) if k > i && file.process == wire::Process::Sequential => self.err(
+                        cpath,
+                        format!("task `{}` needs `{c}`, which comes later in a sequential crew", spec.id),
+                        format!(
+                            "move task `{c}` before `{}`, or use `\"process\": \"parallel\"` to run tasks in dependency order",
+                            spec.id
+                        ),
+                    ),
+                    Some(k) => context.push(k),
+                }
+            }
+            let review = spec.review.as_ref().and_then(|r| {
+                let rpath = path.key("review");
+                if !agent_ids.contains(&r.by) {
+                    self.err(
+                        rpath.key("by"),
+                        format!("unknown reviewer `{}`", r.by),
+                        hint_ids(&r.by, &agent_ids, "agents"),
+                    );
+                    return None;
+                }
+                if spec.agent.as_deref() == Some(r.by.as_str()) {
+                    self.err(
+                        rpath.key("by"),
+                        format!("`{}` would review its own work", r.by),
+                        "name a different agent in `review.by`: a review is a second opinion",
+                    );
+                }
+                let max_rounds = r.max_rounds.unwrap_or(DEFAULT_MAX_ROUNDS);
+                if max_rounds == 0 {
+                    self.err(
+                        rpath.key("max_rounds"),
+                        "`max_rounds` is 0",
+                        "use at least 1, or remove the `review` block",
+                    );
+                }
+                Some(Review {
+                    by: r.by.clone(),
+                    max_rounds,
+                    criteria: r.criteria.clone(),
+                })
+            });
+            for (key, text) in [
+                ("description", Some(&spec.description)),
+                ("expected_output", spec.expected_output.as_ref()),
+            ] {
+                for name in text.map(|t| template::placeholders(t)).unwrap_or_default() {
+                    if !inputs.contains_key(&name) {
+                        let given = if inputs.is_empty() {
+                            "no inputs were given".to_string()
+                        } else {
+                            format!("inputs given: {}", list(inputs.keys()))
+                        };
+                        self.err(
+                            path.key(key),
+                            format!("placeholder `{{{name}}}` has no input"),
+                            format!(
+                                "pass `--input {name}=…` or add `\"inputs\": {{\"{name}\": …}}` to the crew file ({given})"
+                            ),
+                        );
+                    }
+                }
+            }
+            let output_file = spec
+                .output_file
+                .as_ref()
+                .and_then(|f| self.output_file(f, path.key("output_file")));
+            if let Some(schema) = &spec.output_schema
+                && let Err(e) = jsonschema::validator_for(schema)
+            {
+                self.err(
+                    path.key("output_schema"),
+                    format!("`output_schema` is not a valid JSON Schema: {e}"),
+                    "see https://json-schema.org/learn/getting-started-step-by-step",
+                );
+            }
+            let agent_limits = agent
+                .as_ref()
+                .and_then(|a| agents.iter().find(|x| &x.id == a))
+                .map_or(base_limits.clone(), |a| a.limits.clone());
+            let limits = self.task_limits(&agent_limits, spec.limits.as_ref(), path.key("limits"));
+            tasks.push(Task {
+                id: spec.id.clone(),
+                description: template::render(&spec.description, &inputs),
+                expected_output: spec
+                    .expected_output
+                    .as_ref()
+                    .map(|e| template::render(e, &inputs)),
+                agent,
+                context,
+                output_file,
+                output_schema: spec.output_schema.clone(),
+                review,
+                limits,
+            });
+        }
+        self.check_output_files(&tasks);
+        self.check_cycles(&tasks);
+
+        if !self.errors.is_empty() {
+            return Err(Diagnostics(self.errors));
+        }
+        Ok(Crew {
+            name: file.name.clone(),
+            description: file.description.clone(),
+            dir,
+            source: Arc::new(Source {
+                file: self.source.file.clone(),
+                text: self.source.text.clone(),
+            }),
+            agents,
+            tasks,
+            process: file.process,
+            manager,
+            limits: run_limits,
+            inputs,
+        })
+    }
+
+    /// Checks ids are well-formed and unique; returns the ids.
+    fn check_ids<'b>(
+        &mut self,
+        ids: impl Iterator<Item = &'b str>,
+        key: &str,
+        what: &str,
+    ) -> Vec<String> {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, id) in ids.enumerate() {
+            let path = root().key(key).index(i).key("id");
+            let ok = !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !ok {
+                self.err(
+                    path.clone(),
+                    format!("{what} id `{id}` is not a valid id"),
+                    "ids use letters, digits, `_` and `-`, e.g. `market_research`",
+                );
+            }
+            if let Some(first) = seen.insert(id, i) {
+                self.err(
+                    path,
+                    format!("duplicate {what} id `{id}`"),
+                    format!("`{key}[{first}]` already uses it: give each {what} its own id"),
+                );
+            } else {
+                out.push(id.to_string());
+            }
+        }
+        out
+    }
+
+    fn llm(
+        &mut self,
+        crew: Option<&LlmSpec>,
+        agent: Option<&LlmSpec>,
+        path: &JsonPath,
+        agent_id: &str,
+    ) -> LlmSettings {
+        let d = LlmSpec::default();
+        let (c, a) = (crew.unwrap_or(&d), agent.unwrap_or(&d));
+        macro_rules! pick {
+            ($f:ident) => {
+                a.$f.clone().or_else(|| c.$f.clone())
+            };
+        }
+        let provider = pick!(provider).unwrap_or_else(|| "openai".into());
+        if !PROVIDERS.contains(&provider.as_str()) {
+            let at = if agent.is_some_and(|a| a.provider.is_some()) {
+                path.key("llm").key("provider")
+            } else {
+                root().key("llm").key("provider")
+            };
+            self.err(
+                at,
+                format!("unknown provider `{provider}`"),
+                format!(
+                    "supported providers: {}; `openai` reaches any OpenAI-compatible server through `base_url`",
+                    list(PROVIDERS)
+                ),
+            );
+        }
+        let model = pick!(model).unwrap_or_default();
+        if model.is_empty() {
+            self.err(
+                root().key("llm"),
+                format!("no model is set for agent `{agent_id}`"),
+                "set `\"llm\": {\"model\": \"gpt-4o-mini\"}` on the crew (or on the agent)",
+            );
+        }
+        let timeout_s = pick!(timeout_s).unwrap_or(120.0);
+        if timeout_s.is_nan() || timeout_s <= 0.0 || timeout_s > 86_400.0 {
+            self.err(
+                path.key("llm").key("timeout_s"),
+                format!("`timeout_s` must be between 0 and 86400 seconds, found {timeout_s}"),
+                "use a positive number of seconds, e.g. 120",
+            );
+        }
+        let max_attempts = pick!(max_attempts).unwrap_or(4);
+        if max_attempts == 0 {
+            self.err(
+                path.key("llm").key("max_attempts"),
+                "`max_attempts` is 0: no request would be sent",
+                "use at least 1 (1 = no retries)",
+            );
+        }
+        if pick!(requests_per_minute) == Some(0) {
+            self.err(
+                path.key("llm").key("requests_per_minute"),
+                "`requests_per_minute` is 0: no request would be sent",
+                "use a positive number, or remove the key for no rate limit",
+            );
+        }
+        LlmSettings {
+            provider,
+            model,
+            base_url: pick!(base_url),
+            api_key_env: pick!(api_key_env).unwrap_or_else(|| "OPENAI_API_KEY".into()),
+            temperature: pick!(temperature),
+            max_tokens: pick!(max_tokens),
+            timeout: secs(timeout_s),
+            max_attempts: max_attempts.max(1),
+            requests_per_minute: pick!(requests_per_minute).filter(|r| *r > 0),
+            input_cost_per_mtok: pick!(input_cost_per_mtok),
+            output_cost_per_mtok: pick!(output_cost_per_mtok),
+        }
+    }
+
+    fn task_limits(
+        &mut self,
+        base: &TaskLimits,
+        spec: Option<&AgentLimitsSpec>,
+        path: JsonPath,
+    ) -> TaskLimits {
+        let Some(s) = spec else {
+            return base.clone();
+        };
+        if s.max_iterations == Some(0) {
+            self.err(
+                path.key("max_iterations"),
+                "`max_iterations` is 0: the agent could not answer",
+                "use at least 1",
+            );
+        }
+        let timeout = s
+            .task_timeout_s
+            .map(|t| self.seconds(t, path.key("task_timeout_s")))
+            .unwrap_or(base.timeout);
+        TaskLimits {
+            max_iterations: s.max_iterations.unwrap_or(base.max_iterations).max(1),
+            timeout,
+            max_repeated_tool_calls: s
+                .max_repeated_tool_calls
+                .unwrap_or(base.max_repeated_tool_calls),
+            on_repeat: s.on_repeat.unwrap_or(base.on_repeat),
+            max_output_retries: s.max_output_retries.unwrap_or(base.max_output_retries),
+        }
+    }
+
+    fn run_limits(&mut self, s: &LimitsSpec, n_tasks: usize) -> RunLimits {
+        let timeout = s
+            .run_timeout_s
+            .map(|t| self.seconds(t, root().key("limits").key("run_timeout_s")))
+            .unwrap_or(DEFAULT_RUN_TIMEOUT);
+        if s.max_tokens == Some(0) {
+            self.err(
+                root().key("limits").key("max_tokens"),
+                "`max_tokens` is 0: no model call could be made",
+                "use a positive token budget, e.g. 200000",
+            );
+        }
+        RunLimits {
+            timeout,
+            max_tokens: s.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            max_cost_usd: s.max_cost_usd,
+            max_delegations: s
+                .max_delegations
+                .unwrap_or(3 * u32::try_from(n_tasks).unwrap_or(u32::MAX / 3)),
+            on_failure: s.on_failure.unwrap_or_default(),
+        }
+    }
+
+    fn seconds(&mut self, t: f64, path: JsonPath) -> Duration {
+        if t.is_nan() || t <= 0.0 || t > 7.0 * 86_400.0 {
+            self.err(
+                path,
+                format!("{t} is not a usable number of seconds"),
+                "use a positive number of seconds, at most a week (604800)",
+            );
+            return Duration::from_secs(1);
+        }
+        secs(t)
+    }
+
+    fn output_file(&mut self, f: &str, path: JsonPath) -> Option<PathBuf> {
+        let p = PathBuf::from(f);
+        let escapes = p.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::RootDir | Component::Prefix(_)
+            )
+        });
+        if f.is_empty() || escapes {
+            self.err(
+                path,
+                format!("`{f}` is not a path inside the output directory"),
+                "use a relative path without `..`, e.g. `report.md`; it is written under `--out`",
+            );
+            return None;
+        }
+        for reserved in ["run.json", "events.jsonl"] {
+            if p == Path::new(reserved) {
+                self.err(
+                    path.clone(),
+                    format!("`{f}` is written by Troupe itself"),
+                    "choose another file name, e.g. `report.md`",
+                );
+            }
+        }
+        Some(p)
+    }
+
+    fn check_output_files(&mut self, tasks: &[Task]) {
+        let mut seen: HashMap<&Path, &str> = HashMap::new();
+        for (i, t) in tasks.iter().enumerate() {
+            if let Some(f) = &t.output_file
+                && let Some(other) = seen.insert(f.as_path(), &t.id)
+            {
+                self.err(
+                    root().key("tasks").index(i).key("output_file"),
+                    format!(
+                        "tasks `{other}` and `{}` both write `{}`",
+                        t.id,
+                        f.display()
+                    ),
+                    "give each task its own `output_file`",
+                );
+            }
+        }
+    }
+
+    /// Rejects dependency cycles, spelling the cycle out.
+    fn check_cycles(&mut self, tasks: &[Task]) {
+        // 0 = unvisited, 1 = on the stack, 2 = done
+        let mut state = vec![0u8; tasks.len()];
+        let mut reported: HashSet<Vec<usize>> = HashSet::new();
+        for start in 0..tasks.len() {
+            let mut stack = vec![(start, 0usize)];
+            let mut trail = vec![start];
+            if state[start] != 0 {
+                continue;
+            }
+            state[start] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(&dep) = tasks[node].context.get(*next) {
+                    *next += 1;
+                    match state[dep] {
+                        0 => {
+                            state[dep] = 1;
+                            stack.push((dep, 0));
+                            trail.push(dep);
+                        }
+                        1 => {
+                            let from = trail.iter().position(|&n| n == dep).unwrap_or(0);
+                            let mut cycle: Vec<usize> = trail[from..].to_vec();
+                            let mut key = cycle.clone();
+                            key.sort_unstable();
+                            if reported.insert(key) {
+                                cycle.push(dep);
+                                let spelled: Vec<&str> =
+                                    cycle.iter().rev().map(|&n| tasks[n].id.as_str()).collect();
+                                let j = tasks[node].context.iter().position(|&c| c == dep);
+                                self.err(
+                                    root()
+                                        .key("tasks")
+                                        .index(node)
+                                        .key("context")
+                                        .index(j.unwrap_or(0)),
+                                    format!("dependency cycle: {}", spelled.join(" → ")),
+                                    "each task waits for its `context`; remove one link of the cycle",
+                                );
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[node] = 2;
+                    stack.pop();
+                    trail.pop();
+                }
+            }
+        }
+    }
+}
+
+fn per_task_of(l: &LimitsSpec) -> AgentLimitsSpec {
+    AgentLimitsSpec {
+        max_iterations: l.max_iterations,
+        task_timeout_s: l.task_timeout_s,
+        max_repeated_tool_calls: l.max_repeated_tool_calls,
+        on_repeat: l.on_repeat,
+        max_output_retries: l.max_output_retries,
+    }
+}
+
+fn hint_ids(word: &str, ids: &[String], what: &str) -> String {
+    let known = format!("{what} in this crew: {}", list(ids));
+    match did_you_mean(word, ids.iter().map(String::as_str)) {
+        Some(d) => format!("{d} ({known})"),
+        None => known,
+    }
+}
+
+fn secs(t: f64) -> Duration {
+    Duration::try_from_secs_f64(t).unwrap_or(Duration::from_secs(1))
+}

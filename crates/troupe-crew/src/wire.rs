@@ -1,0 +1,256 @@
+//! The crew file as written on disk: serde + schemars types, nothing validated beyond shape.
+//!
+//! Every struct denies unknown keys, so a typo is an error rather than a silently ignored key.
+//! Names follow CrewAI where the concept is the same (`role`, `goal`, `backstory`, `description`,
+//! `expected_output`, `context`, `output_file`, `allow_delegation`) so that migrating is easy.
+//! [`crate::validate`] turns these into the checked domain types in [`crate::model`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A crew: agents, the tasks they own, how tasks are run, and the limits that bound the run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrewFile {
+    /// Path or URL of this file's JSON Schema, for editors. Ignored by Troupe.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Name of the crew; names the default output directory `runs/<name>`.
+    pub name: String,
+    /// What the crew is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Default model settings for every agent (an agent's own `llm` overrides them key by key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSpec>,
+    /// Default values for `{placeholder}` inputs; `--input key=value` overrides them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+    /// The agents of the crew.
+    pub agents: Vec<AgentSpec>,
+    /// The tasks, each owned by an agent (or assigned by the manager in `hierarchical`).
+    pub tasks: Vec<TaskSpec>,
+    /// How tasks are scheduled.
+    #[serde(default)]
+    pub process: Process,
+    /// The agent that manages a `hierarchical` crew. Absent: a manager is generated from `llm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+    /// Limits for the whole run and defaults for every task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+}
+
+/// How tasks are scheduled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Process {
+    /// One task at a time, in file order (a task still waits for its `context`).
+    #[default]
+    Sequential,
+    /// Every task starts as soon as every task in its `context` is done.
+    Parallel,
+    /// A manager agent decides which agent does each task and may re-assign it.
+    Hierarchical,
+}
+
+/// Model settings. Every key is optional so that agents can override a single one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSpec {
+    /// `openai` (any OpenAI-compatible API: OpenAI, Ollama, vLLM, llama.cpp server, LM Studio, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Model name as the endpoint knows it, e.g. `gpt-4o-mini`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// API base URL, e.g. `http://localhost:11434/v1`. Default: `$OPENAI_BASE_URL`, else OpenAI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key. Default: `OPENAI_API_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Cap on tokens generated per model call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Timeout of one HTTP request, in seconds. Default: 120.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    /// Attempts per model call on 429, 5xx and connection errors. Default: 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Requests per minute to this endpoint, shared by every agent using it. Default: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Price in USD per million input (prompt) tokens, for cost accounting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_cost_per_mtok: Option<f64>,
+    /// Price in USD per million output (completion) tokens, for cost accounting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_cost_per_mtok: Option<f64>,
+}
+
+/// An agent: a persona with a model, tools and limits.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Identifier used by tasks (`agent`, `review.by`). Letters, digits, `_` and `-`.
+    pub id: String,
+    /// The agent's role, e.g. `Senior research analyst`.
+    pub role: String,
+    /// What the agent is trying to achieve.
+    pub goal: String,
+    /// Background that shapes how the agent works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backstory: Option<String>,
+    /// Model settings for this agent, merged over the crew's `llm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSpec>,
+    /// Tools this agent may call: exact names or `prefix.*` patterns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// In a `hierarchical` crew, whether the manager may hand this agent work. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_delegation: Option<bool>,
+    /// Limits for this agent's tasks, over the crew's `limits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<AgentLimitsSpec>,
+}
+
+/// A task: what to do, who does it, what it needs, where its output goes.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Identifier used by other tasks' `context`. Letters, digits, `_` and `-`.
+    pub id: String,
+    /// What to do. `{name}` placeholders are filled from the run's inputs.
+    pub description: String,
+    /// What a good answer looks like. `{name}` placeholders are filled from the run's inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_output: Option<String>,
+    /// The agent that does the task. Required unless the process is `hierarchical`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Tasks whose outputs this task receives; it starts only when they are done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<String>,
+    /// File (relative to the output directory) that receives the task's final output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_file: Option<String>,
+    /// JSON Schema the output must satisfy; the answer is then JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_json_object")]
+    pub output_schema: Option<serde_json::Value>,
+    /// Send the output to a reviewer that approves it or asks for a revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewSpec>,
+    /// Limits for this task, over its agent's and the crew's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<AgentLimitsSpec>,
+}
+
+/// The review of a task's output.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSpec {
+    /// The reviewing agent.
+    pub by: String,
+    /// Most review rounds; after the last the latest version stands. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rounds: Option<u32>,
+    /// What the reviewer checks, added to its instructions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria: Option<String>,
+}
+
+/// What to do when the same tool is called with the same arguments again and again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RepeatPolicy {
+    /// End the task with what it has.
+    #[default]
+    Stop,
+    /// Tell the model the call is a repeat and let it go on (still bounded by `max_iterations`).
+    Warn,
+}
+
+/// What the run does after a task ends on a limit or an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Keep going: later tasks get whatever the failed task produced, marked as incomplete.
+    Continue,
+    /// Stop the run; finished outputs stay on disk.
+    #[default]
+    Stop,
+}
+
+/// Limits that apply per task; settable on the crew, an agent or a task.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentLimitsSpec {
+    /// Model calls per task attempt. Default: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_iterations: Option<u32>,
+    /// Wall time per task in seconds, review rounds included. Default: 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_timeout_s: Option<f64>,
+    /// Identical tool calls (same tool, same arguments) allowed in one task before `on_repeat`
+    /// applies. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_repeated_tool_calls: Option<u32>,
+    /// What a repeated identical tool call does. Default: `stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_repeat: Option<RepeatPolicy>,
+    /// Attempts to fix an answer that fails `output_schema`. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_retries: Option<u32>,
+}
+
+/// Limits for the whole run, plus per-task defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Model calls per task attempt. Default: 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_iterations: Option<u32>,
+    /// Wall time per task in seconds, review rounds included. Default: 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_timeout_s: Option<f64>,
+    /// Identical tool calls allowed in one task before `on_repeat` applies. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_repeated_tool_calls: Option<u32>,
+    /// What a repeated identical tool call does. Default: `stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_repeat: Option<RepeatPolicy>,
+    /// Attempts to fix an answer that fails `output_schema`. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_retries: Option<u32>,
+    /// Wall time of the whole run in seconds. Default: 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_timeout_s: Option<f64>,
+    /// Tokens (prompt + completion) for the whole run. Default: 1000000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Cost of the whole run in USD, when prices are set in `llm`. Default: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// Delegations (assignments and re-assignments) a manager may make in one run. Default: 3 per task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delegations: Option<u32>,
+    /// What the run does when a task fails or hits a limit. Default: `stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+fn any_json_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "A JSON Schema (draft 2020-12 or draft 7) that the task's output must satisfy."
+    })
+}

@@ -1,0 +1,18 @@
+//! The one trait every model provider implements.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::{ChatRequest, ChatResponse, LlmError};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A chat model: messages (+ tools, + output format) in, one assistant message + usage out.
+///
+/// Object-safe on purpose: the runtime holds `Arc<dyn ChatModel>` per agent, shared across tasks.
+pub trait ChatModel: Send + Sync {
+    fn chat<'a>(&'a self, request: ChatRequest) -> BoxFuture<'a, Result<ChatResponse, LlmError>>;
+
+    /// `provider:model`, for events and run records.
+    fn name(&self) -> String;
+}

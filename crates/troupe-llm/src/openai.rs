@@ -1,0 +1,349 @@
+//! Any OpenAI-compatible chat API (OpenAI, Azure-compatible gateways, Ollama, vLLM, llama.cpp
+//! server, LM Studio, OpenRouter, Groq, …) through async-openai.
+//!
+//! async-openai provides the client, configuration, HTTP execution and error decoding. Requests and
+//! responses go through its "bring your own types" entry point with the private, tolerant wire
+//! structs below: OpenAI-compatible servers differ in small ways (missing `object`/`created`,
+//! arguments as an object instead of a string, absent tool-call ids) that strict typed decoding
+//! rejects, and a run should not fail on them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::BoxFuture;
+use crate::retry::{RETRY_LOG, RateLimiter, RetryPolicy, log_retry, retry_after, retryable};
+use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Message, Retry, ToolCall, Usage};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Settings of one OpenAI-compatible endpoint + model.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Shared limiter, when the endpoint has a requests-per-minute cap.
+    pub limiter: Option<Arc<RateLimiter>>,
+}
+
+/// The OpenAI-compatible provider.
+pub struct OpenAiModel {
+    client: async_openai::Client<OpenAIConfig>,
+    model: String,
+}
+
+impl OpenAiModel {
+    pub fn new(cfg: OpenAiConfig) -> Result<Self, LlmError> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| LlmError::Config {
+                message: format!("cannot build the HTTP client: {e}"),
+                hint: "this is a bug in Troupe; please report it".into(),
+            })?;
+        let mut config = OpenAIConfig::new().with_api_base(cfg.base_url.trim_end_matches('/'));
+        config = config.with_api_key(cfg.api_key.clone().unwrap_or_default());
+        let policy = Arc::new(cfg.retry.clone());
+        let limiter = cfg.limiter.clone();
+        let service = tower::service_fn(move |factory: HttpRequestFactory| {
+            send_with_retries(http.clone(), factory, policy.clone(), limiter.clone())
+        });
+        let client = async_openai::Client::with_config(config).with_http_service(service);
+        Ok(Self {
+            client,
+            model: cfg.model,
+        })
+    }
+}
+
+/// Sends one request, retrying 429/408/5xx and connection errors with backoff (or the server's
+/// `Retry-After`), each attempt through the rate limiter.
+async fn send_with_retries(
+    http: reqwest::Client,
+    factory: HttpRequestFactory,
+    policy: Arc<RetryPolicy>,
+    limiter: Option<Arc<RateLimiter>>,
+) -> Result<reqwest::Response, OpenAIError> {
+    let mut attempt = 1;
+    loop {
+        if let Some(l) = &limiter {
+            l.acquire().await;
+        }
+        let request = factory.build().await?;
+        let (reason, wait, hinted) = match http.execute(request).await {
+            Ok(resp) if retryable(resp.status()) && attempt < policy.max_attempts => {
+                let hint = retry_after(resp.headers());
+                let wait = hint.unwrap_or_else(|| policy.backoff(attempt));
+                (
+                    resp.status().as_u16().to_string(),
+                    wait.min(policy.max_wait),
+                    hint.is_some(),
+                )
+            }
+            Ok(resp) => return Ok(resp),
+            Err(e)
+                if (e.is_connect() || e.is_timeout() || e.is_request())
+                    && attempt < policy.max_attempts =>
+            {
+                (error_chain(&e), policy.backoff(attempt), false)
+            }
+            Err(e) => return Err(OpenAIError::Reqwest(e)),
+        };
+        log_retry(Retry {
+            attempt,
+            reason,
+            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            retry_after: hinted,
+        });
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+impl ChatModel for OpenAiModel {
+    fn chat<'a>(&'a self, request: ChatRequest) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
+        Box::pin(async move {
+            let wire = WireRequest::from_request(&self.model, &request);
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let result: Result<WireResponse, OpenAIError> = RETRY_LOG
+                .scope(log.clone(), self.client.chat().create_byot(wire))
+                .await;
+            let retries = log.lock().map(|l| l.clone()).unwrap_or_default();
+            let attempts = u32::try_from(retries.len()).unwrap_or(u32::MAX) + 1;
+            match result {
+                Ok(resp) => resp.into_response(retries),
+                Err(e) => Err(map_error(e, attempts)),
+            }
+        })
+    }
+
+    fn name(&self) -> String {
+        format!("openai:{}", self.model)
+    }
+}
+
+fn map_error(e: OpenAIError, attempts: u32) -> LlmError {
+    match e {
+        OpenAIError::ApiError(r) => LlmError::Api {
+            status: r.status_code.as_u16(),
+            message: r.api_error.message,
+            attempts,
+        },
+        OpenAIError::Reqwest(e) => LlmError::Connection {
+            message: error_chain(&e),
+            attempts,
+        },
+        OpenAIError::JSONDeserialize(e, body) => {
+            let body: String = body.chars().take(300).collect();
+            LlmError::Decode(format!("{e} (body starts: {body})"))
+        }
+        other => LlmError::Other(other.to_string()),
+    }
+}
+
+// ---- wire format (private) ----
+
+#[derive(Serialize)]
+struct WireRequest {
+    model: String,
+    messages: Vec<WireMessage>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct WireMessage {
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+}
+
+impl WireRequest {
+    fn from_request(model: &str, r: &ChatRequest) -> Self {
+        let messages = r
+            .messages
+            .iter()
+            .map(|m| match m {
+                Message::System { content } => WireMessage {
+                    role: "system",
+                    content: Some(content.clone()),
+                    tool_calls: vec![],
+                    tool_call_id: None,
+                },
+                Message::User { content } => WireMessage {
+                    role: "user",
+                    content: Some(content.clone()),
+                    tool_calls: vec![],
+                    tool_call_id: None,
+                },
+                Message::Assistant {
+                    content,
+                    tool_calls,
+                } => WireMessage {
+                    role: "assistant",
+                    content: content.clone(),
+                    tool_calls: tool_calls
+                        .iter()
+                        .map(|c| {
+                            serde_json::json!({
+                                "id": c.id, "type": "function",
+                                "function": {"name": c.name, "arguments": c.arguments}
+                            })
+                        })
+                        .collect(),
+                    tool_call_id: None,
+                },
+                Message::Tool { call_id, content } => WireMessage {
+                    role: "tool",
+                    content: Some(content.clone()),
+                    tool_calls: vec![],
+                    tool_call_id: Some(call_id.clone()),
+                },
+            })
+            .collect();
+        let tools = r
+            .tools
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters}
+                })
+            })
+            .collect();
+        let response_format = r.output.as_ref().map(|o| {
+            serde_json::json!({
+                "type": "json_schema",
+                "json_schema": {"name": o.name, "schema": o.schema, "strict": false}
+            })
+        });
+        Self {
+            model: model.to_string(),
+            messages,
+            tools,
+            response_format,
+            temperature: r.temperature,
+            max_tokens: r.max_tokens,
+            stream: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    #[serde(default)]
+    message: Option<WireOutMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireOutMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+impl WireResponse {
+    fn into_response(self, retries: Vec<Retry>) -> Result<ChatResponse, LlmError> {
+        let Some(choice) = self.choices.into_iter().next() else {
+            return Err(LlmError::Decode("the answer has no `choices`".into()));
+        };
+        let msg = choice.message.unwrap_or(WireOutMessage {
+            content: None,
+            tool_calls: None,
+        });
+        let tool_calls = msg
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| ToolCall {
+                id: c
+                    .id
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(format!("call_{i}")),
+                name: c.function.name,
+                arguments: match c.function.arguments {
+                    Value::String(s) => s,
+                    Value::Null => "{}".into(),
+                    other => other.to_string(),
+                },
+            })
+            .collect();
+        let usage = self.usage.map_or(Usage::default(), |u| Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+        });
+        Ok(ChatResponse {
+            content: msg.content.filter(|c| !c.is_empty()),
+            tool_calls,
+            usage,
+            finish_reason: choice.finish_reason,
+            retries,
+        })
+    }
+}

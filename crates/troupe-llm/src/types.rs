@@ -1,0 +1,131 @@
+//! Provider-neutral chat types. Provider wire formats stay private to each provider module.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Message {
+    System {
+        content: String,
+    },
+    User {
+        content: String,
+    },
+    Assistant {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    Tool {
+        call_id: String,
+        content: String,
+    },
+}
+
+impl Message {
+    pub fn system(s: impl Into<String>) -> Self {
+        Self::System { content: s.into() }
+    }
+    pub fn user(s: impl Into<String>) -> Self {
+        Self::User { content: s.into() }
+    }
+    /// Characters of text in the message, for rough size accounting.
+    pub fn text_len(&self) -> usize {
+        match self {
+            Self::System { content } | Self::User { content } => content.len(),
+            Self::Tool { content, .. } => content.len(),
+            Self::Assistant {
+                content,
+                tool_calls,
+            } => {
+                content.as_ref().map_or(0, String::len)
+                    + tool_calls
+                        .iter()
+                        .map(|c| c.name.len() + c.arguments.len())
+                        .sum::<usize>()
+            }
+        }
+    }
+}
+
+/// A tool call the model asked for. `arguments` is the raw JSON text the model produced, which
+/// may be malformed: the caller parses it and reports a bad one back to the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: Value,
+}
+
+/// A structured-output request: the final answer must be JSON matching `schema`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputFormat {
+    pub name: String,
+    pub schema: Value,
+}
+
+/// One model call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatRequest {
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub output: Option<OutputFormat>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+/// Tokens of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, o: Self) {
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+    }
+}
+
+/// A retry the provider made before the call succeeded or gave up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    /// The attempt that failed (1-based).
+    pub attempt: u32,
+    /// Why: `429`, `503`, `connection refused`, …
+    pub reason: String,
+    /// How long the provider waited before the next attempt.
+    pub wait_ms: u64,
+    /// Whether the wait came from the server's `Retry-After` header.
+    pub retry_after: bool,
+}
+
+/// The model's answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatResponse {
+    pub content: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+    pub finish_reason: Option<String>,
+    /// Retries made for this call (empty when the first attempt succeeded).
+    pub retries: Vec<Retry>,
+}

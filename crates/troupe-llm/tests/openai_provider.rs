@@ -1,0 +1,152 @@
+//! The OpenAI-compatible provider against the fake server, over real HTTP.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use troupe_llm::openai::{OpenAiConfig, OpenAiModel};
+use troupe_llm::retry::RetryPolicy;
+use troupe_llm::{ChatModel, ChatRequest, LlmError, Message, OutputFormat, ToolSpec};
+use troupe_testkit::{FakeServer, Reply};
+
+fn model(url: &str, attempts: u32) -> OpenAiModel {
+    OpenAiModel::new(OpenAiConfig {
+        base_url: url.to_string(),
+        api_key: Some("sk-test".into()),
+        model: "fake-model".into(),
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_attempts: attempts,
+            base: Duration::from_millis(10),
+            max_wait: Duration::from_secs(2),
+        },
+        limiter: None,
+    })
+    .unwrap()
+}
+
+fn request() -> ChatRequest {
+    ChatRequest {
+        messages: vec![Message::system("You are a tester"), Message::user("hello")],
+        tools: vec![ToolSpec {
+            name: "text.stats".into(),
+            description: "count words".into(),
+            parameters: json!({"type": "object", "properties": {"text": {"type": "string"}}}),
+        }],
+        output: Some(OutputFormat {
+            name: "answer".into(),
+            schema: json!({"type": "object"}),
+        }),
+        temperature: Some(0.2),
+        max_tokens: Some(64),
+    }
+}
+
+#[tokio::test]
+async fn sends_the_openai_wire_format_and_reads_text_and_usage() {
+    let server = FakeServer::start(|_| Reply::text("hi there"));
+    let resp = model(&server.url, 1).chat(request()).await.unwrap();
+    assert_eq!(resp.content.as_deref(), Some("hi there"));
+    assert_eq!(resp.usage.input_tokens, 100);
+    assert_eq!(resp.usage.output_tokens, 20);
+    let body = &server.requests()[0];
+    assert_eq!(body["model"], "fake-model");
+    assert_eq!(body["messages"][0]["role"], "system");
+    assert_eq!(body["tools"][0]["function"]["name"], "text.stats");
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["max_tokens"], 64);
+    assert_eq!(body["stream"], false);
+}
+
+#[tokio::test]
+async fn reads_tool_calls_keeping_malformed_arguments_verbatim() {
+    let server = FakeServer::start(|_| {
+        Reply::tool_calls(&[
+            ("text.stats", "{\"text\": \"a b\"}"),
+            ("text.stats", "{not json"),
+        ])
+    });
+    let resp = model(&server.url, 1).chat(request()).await.unwrap();
+    assert_eq!(resp.tool_calls.len(), 2);
+    assert_eq!(resp.tool_calls[0].arguments, "{\"text\": \"a b\"}");
+    assert_eq!(resp.tool_calls[1].arguments, "{not json");
+    assert_ne!(resp.tool_calls[0].id, resp.tool_calls[1].id);
+}
+
+#[tokio::test]
+async fn retries_429_honouring_retry_after_then_succeeds() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let server = FakeServer::start(move |_| {
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            Reply::error(429, Some("1"))
+        } else {
+            Reply::text("ok")
+        }
+    });
+    let started = std::time::Instant::now();
+    let resp = model(&server.url, 3).chat(request()).await.unwrap();
+    assert_eq!(resp.content.as_deref(), Some("ok"));
+    assert_eq!(resp.retries.len(), 1);
+    assert_eq!(resp.retries[0].reason, "429");
+    assert!(
+        resp.retries[0].retry_after,
+        "the wait came from Retry-After"
+    );
+    assert_eq!(resp.retries[0].wait_ms, 1000);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn gives_up_after_max_attempts_on_5xx() {
+    let server = FakeServer::start(|_| Reply::error(500, None));
+    let err = model(&server.url, 3).chat(request()).await.unwrap_err();
+    match err {
+        LlmError::Api {
+            status, attempts, ..
+        } => {
+            assert_eq!(status, 500);
+            assert_eq!(attempts, 3);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn does_not_retry_a_client_error() {
+    let server = FakeServer::start(|_| Reply::error(400, None));
+    let err = model(&server.url, 4).chat(request()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LlmError::Api {
+                status: 400,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn retries_connection_errors_then_reports_them() {
+    // A port nothing listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = model(&format!("http://127.0.0.1:{port}/v1"), 2)
+        .chat(request())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LlmError::Connection { attempts: 2, .. }),
+        "{err:?}"
+    );
+}
