@@ -1,1 +1,22 @@
-fn main() {}
+//! The `troupe` binary: parse arguments, dispatch, map the outcome to an exit code. Thin.
+
+use std::process::ExitCode;
+
+mod cli;
+mod commands;
+mod exit;
+mod inputs;
+mod render;
+
+fn main() -> ExitCode {
+    let args = <cli::Cli as clap::Parser>::parse();
+    let result = match args.command {
+        cli::Command::Run(a) => commands::run::run(a),
+        cli::Command::Validate(a) => commands::validate::run(a),
+        cli::Command::Schema(a) => commands::schema::run(a),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(e) => exit::report(&e),
+    }
+}

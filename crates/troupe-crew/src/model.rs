@@ -126,6 +126,7 @@ pub struct RunLimits {
     pub max_cost_usd: Option<f64>,
     pub max_delegations: u32,
     pub on_failure: OnFailure,
+    pub on_limit: OnFailure,
 }
 
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(3600);

@@ -54,6 +54,36 @@ pub fn keys_at(path: &JsonPath) -> Vec<String> {
     keys
 }
 
+/// The string values (`enum` / `const`) the schema allows at `path`, for "did you mean".
+pub fn values_at(path: &JsonPath) -> Vec<String> {
+    let root = crew_schema();
+    let mut nodes = vec![root];
+    for seg in &path.0 {
+        nodes = nodes
+            .iter()
+            .flat_map(|n| branches(root, n))
+            .filter_map(|node| match seg {
+                Seg::Key(k) => node.get("properties").and_then(|p| p.get(k)),
+                Seg::Index(_) => node.get("items"),
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for n in nodes.iter().flat_map(|n| branches(root, n)) {
+        for alt in branches(root, n) {
+            if let Some(c) = alt.get("const").and_then(Value::as_str) {
+                out.push(c.to_string());
+            }
+            if let Some(e) = alt.get("enum").and_then(Value::as_array) {
+                out.extend(e.iter().filter_map(Value::as_str).map(String::from));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// A node with `$ref` resolved and `anyOf`/`oneOf` expanded into its alternatives.
 fn branches<'a>(root: &'a Value, node: &'a Value) -> Vec<&'a Value> {
     let node = resolve(root, node);
@@ -87,5 +117,9 @@ mod tests {
         let keys = keys_at(&JsonPath::root().key("tasks").index(2).key("review"));
         assert!(keys.contains(&"max_rounds".to_string()), "{keys:?}");
         assert!(keys_at(&JsonPath::root()).contains(&"process".to_string()));
+        assert_eq!(
+            values_at(&JsonPath::root().key("process")),
+            vec!["hierarchical", "parallel", "sequential"]
+        );
     }
 }

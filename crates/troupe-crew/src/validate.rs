@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, JsonPath, Source, Target, did_you_mean, list};
 use crate::model::*;
-use crate::schema::{crew_schema, keys_at};
+use crate::schema::{crew_schema, keys_at, values_at};
 use crate::template;
 use crate::wire::{self, AgentLimitsSpec, CrewFile, LimitsSpec, LlmSpec};
 
@@ -173,9 +173,39 @@ fn shape_errors(source: &Source, value: &Value) -> Vec<Diagnostic> {
                     Some(hint),
                 ));
             }
+            K::OneOfNotValid { .. } | K::AnyOf { .. } if err.instance().is_string() => {
+                let allowed = values_at(&path);
+                let found = err.instance().as_str().unwrap_or_default().to_string();
+                let hint = did_you_mean(&found, allowed.iter().map(String::as_str))
+                    .unwrap_or_else(|| format!("use one of {}", list(&allowed)));
+                out.push(source.diagnostic(
+                    &path,
+                    Target::Value,
+                    format!("`{found}` is not an allowed value"),
+                    Some(hint),
+                ));
+            }
             _ => out.push(source.diagnostic(&path, Target::Value, err.to_string(), None)),
         }
     }
+    // "missing `role`" beside "unknown key `rol`, did you mean `role`?" says the same thing twice.
+    let typos: Vec<(String, String)> = out
+        .iter()
+        .filter_map(|d| {
+            let key = d
+                .hint
+                .as_ref()?
+                .strip_prefix("did you mean `")?
+                .strip_suffix("`?")?;
+            let parent = d.path.rsplit_once('.').map_or("(top level)", |(p, _)| p);
+            Some((parent.to_string(), key.to_string()))
+        })
+        .collect();
+    out.retain(|d| {
+        !typos.iter().any(|(parent, key)| {
+            d.path == *parent && d.message == format!("missing required key `{key}`")
+        })
+    });
     out
 }
 
@@ -292,11 +322,23 @@ impl Checker<'_> {
                     );
                 }
             }
+            self.check_placeholders(
+                &path,
+                &[
+                    ("role", Some(&spec.role)),
+                    ("goal", Some(&spec.goal)),
+                    ("backstory", spec.backstory.as_ref()),
+                ],
+                &inputs,
+            );
             agents.push(Agent {
                 id: spec.id.clone(),
-                role: spec.role.clone(),
-                goal: spec.goal.clone(),
-                backstory: spec.backstory.clone(),
+                role: template::render(&spec.role, &inputs),
+                goal: template::render(&spec.goal, &inputs),
+                backstory: spec
+                    .backstory
+                    .as_ref()
+                    .map(|b| template::render(b, &inputs)),
                 llm,
                 tools: spec.tools.clone(),
                 allow_delegation: spec.allow_delegation.unwrap_or(true),
@@ -424,27 +466,14 @@ impl Checker<'_> {
                     criteria: r.criteria.clone(),
                 })
             });
-            for (key, text) in [
-                ("description", Some(&spec.description)),
-                ("expected_output", spec.expected_output.as_ref()),
-            ] {
-                for name in text.map(|t| template::placeholders(t)).unwrap_or_default() {
-                    if !inputs.contains_key(&name) {
-                        let given = if inputs.is_empty() {
-                            "no inputs were given".to_string()
-                        } else {
-                            format!("inputs given: {}", list(inputs.keys()))
-                        };
-                        self.err(
-                            path.key(key),
-                            format!("placeholder `{{{name}}}` has no input"),
-                            format!(
-                                "pass `--input {name}=…` or add `\"inputs\": {{\"{name}\": …}}` to the crew file ({given})"
-                            ),
-                        );
-                    }
-                }
-            }
+            self.check_placeholders(
+                &path,
+                &[
+                    ("description", Some(&spec.description)),
+                    ("expected_output", spec.expected_output.as_ref()),
+                ],
+                &inputs,
+            );
             let output_file = spec
                 .output_file
                 .as_ref()
@@ -499,6 +528,33 @@ impl Checker<'_> {
             limits: run_limits,
             inputs,
         })
+    }
+
+    /// Every `{placeholder}` in these fields must have an input.
+    fn check_placeholders(
+        &mut self,
+        path: &JsonPath,
+        fields: &[(&str, Option<&String>)],
+        inputs: &BTreeMap<String, String>,
+    ) {
+        for (key, text) in fields {
+            for name in text.map(|t| template::placeholders(t)).unwrap_or_default() {
+                if !inputs.contains_key(&name) {
+                    let given = if inputs.is_empty() {
+                        "no inputs were given".to_string()
+                    } else {
+                        format!("inputs given: {}", list(inputs.keys()))
+                    };
+                    self.err(
+                        path.key(*key),
+                        format!("placeholder `{{{name}}}` has no input"),
+                        format!(
+                            "pass `--input {name}=…` or add `\"inputs\": {{\"{name}\": …}}` to the crew file ({given})"
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     /// Checks ids are well-formed and unique; returns the ids.
@@ -662,7 +718,8 @@ impl Checker<'_> {
             max_delegations: s
                 .max_delegations
                 .unwrap_or(3 * u32::try_from(n_tasks).unwrap_or(u32::MAX / 3)),
-            on_failure: s.on_failure.unwrap_or_default(),
+            on_failure: s.on_failure.unwrap_or(OnFailure::Stop),
+            on_limit: s.on_limit.unwrap_or(OnFailure::Continue),
         }
     }
 

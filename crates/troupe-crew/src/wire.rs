@@ -243,9 +243,13 @@ pub struct LimitsSpec {
     /// Delegations (assignments and re-assignments) a manager may make in one run. Default: 3 per task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delegations: Option<u32>,
-    /// What the run does when a task fails or hits a limit. Default: `stop`.
+    /// What the run does when a task fails (ends with no usable output). Default: `stop`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<OnFailure>,
+    /// What the run does when a limit ends a task early (its partial output is kept and marked).
+    /// Default: `continue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_limit: Option<OnFailure>,
 }
 
 fn any_json_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -1,1 +1,43 @@
+//! # troupe-runtime
+//!
+//! Runs a validated crew: a coordinator hands tasks to agent actors over tokio channels, agents
+//! think with a [`troupe_llm::ChatModel`] and act with [`tool::Tool`]s, every step is an
+//! [`events::Event`], every limit is enforced and reported.
+//!
+//! Layout:
+//! - [`coordinator`]: [`run`] — set-up, scheduling (sequential / parallel / hierarchical),
+//!   checkpoints, stop conditions, shutdown;
+//! - [`driver`]: one task from start to end — delegation, work, review rounds, acceptance;
+//! - [`agent`]: agents as actors (inbox, handle, one tracked task per job);
+//! - [`executor`]: the model ⇄ tool loop of one job, with its limits;
+//! - [`prompt`]: every prompt the runtime sends;
+//! - [`output`]: structured outputs (JSON extraction, schema check);
+//! - [`tool`] and [`builtin`]: the tool trait, registry and the built-in tools;
+//! - [`models`]: which model serves an agent;
+//! - [`ledger`]: tokens, calls, cost, budgets;
+//! - [`record`]: `run.json` and task outputs on disk;
+//! - [`events`]: what happened, in order.
 
+pub mod agent;
+pub mod builtin;
+pub mod coordinator;
+mod driver;
+pub mod events;
+pub mod executor;
+pub mod ledger;
+pub mod models;
+pub mod output;
+pub mod prompt;
+pub mod record;
+pub mod tool;
+
+pub use coordinator::{EventSink, RunError, RunOptions, RunReport, RunStatus, check_tools, run};
+pub use events::{Event, EventKind};
+pub use tool::{Tool, ToolError, ToolRegistry};
+
+/// The registry with every built-in tool.
+pub fn default_tools() -> ToolRegistry {
+    let mut r = ToolRegistry::default();
+    builtin::register(&mut r);
+    r
+}

@@ -1,0 +1,75 @@
+//! Command-line arguments (clap derive), kept apart from what the commands do.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "troupe",
+    version,
+    about = "Run crews of AI agents described in a JSON file",
+    long_about = "Run crews of AI agents described in a JSON file.\n\nA crew names agents (role, goal, tools), the tasks they own and how they run. `troupe run` executes it and writes the outputs, run.json and events.jsonl to the output directory."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a crew
+    Run(RunArgs),
+    /// Check a crew file and report every problem in it
+    Validate(ValidateArgs),
+    /// Print the crew file's JSON Schema
+    Schema(SchemaArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Fill the `{KEY}` placeholders of task descriptions (repeatable)
+    #[arg(long = "input", short = 'i', value_name = "KEY=VALUE")]
+    pub inputs: Vec<String>,
+    /// Fill `{KEY}` with the contents of a file (repeatable)
+    #[arg(long = "input-file", value_name = "KEY=PATH")]
+    pub input_files: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The crew file (JSON)
+    pub crew: PathBuf,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Output directory [default: runs/<crew name>]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print no progress, only the final summary and errors
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Also print every event to stdout
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub events: Option<EventFormat>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFormat {
+    /// One JSON object per line
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The crew file (JSON)
+    pub crew: PathBuf,
+    #[command(flatten)]
+    pub inputs: InputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    /// Write the schema to this file instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}

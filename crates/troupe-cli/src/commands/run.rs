@@ -1,0 +1,119 @@
+//! `troupe run`: run a crew, render progress, summarise, exit with the run's status.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use troupe_runtime::models::ProviderFactory;
+use troupe_runtime::{RunError, RunOptions, RunStatus};
+
+use crate::cli::RunArgs;
+use crate::exit::{Failure, INTERRUPTED, OK, RUN_FAILED};
+use crate::render::Renderer;
+
+pub fn run(args: RunArgs) -> Result<u8, Failure> {
+    let inputs = crate::inputs::collect(&args.inputs)?;
+    let crew = super::load(&args.crew, &inputs)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(dir_name(&crew.name)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))?;
+    let mut renderer = Renderer::new(args.quiet, args.events);
+    let opts = RunOptions {
+        out_dir: out,
+        models: Arc::new(ProviderFactory::from_env()),
+        tools: troupe_runtime::default_tools(),
+        on_event: Some(Box::new(move |e| renderer.event(e))),
+    };
+    let report = runtime.block_on(troupe_runtime::run(crew, opts, ctrl_c()));
+    let report = match report {
+        Ok(r) => r,
+        Err(e @ RunError::Setup(_)) => return Err(Failure::user(e)),
+        Err(e @ RunError::Io { .. }) => return Err(Failure::internal(e)),
+    };
+    summary(&report);
+    Ok(match report.status {
+        RunStatus::Completed => OK,
+        RunStatus::Interrupted => INTERRUPTED,
+        _ => RUN_FAILED,
+    })
+}
+
+/// Resolves on the first Ctrl-C. If the signal cannot be watched, never resolves (rather than
+/// stopping the run at once).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn dir_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if s.is_empty() { "crew".into() } else { s }
+}
+
+fn summary(report: &troupe_runtime::RunReport) {
+    let r = &report.record;
+    let done = r
+        .tasks
+        .iter()
+        .filter(|t| t.status.as_str() == "completed")
+        .count();
+    let mut s = format!(
+        "{} `{}` {} in {:.1} s · {}/{} task(s) completed · {} tokens ({} in, {} out) · {} model call(s)",
+        if report.status == RunStatus::Completed {
+            "✔"
+        } else {
+            "✘"
+        },
+        r.crew,
+        report.status.as_str().replace('_', " "),
+        r.duration_ms as f64 / 1000.0,
+        done,
+        r.tasks.len(),
+        r.totals.input_tokens + r.totals.output_tokens,
+        r.totals.input_tokens,
+        r.totals.output_tokens,
+        r.totals.model_calls,
+    );
+    if let Some(c) = r.totals.cost_usd {
+        s.push_str(&format!(" · ${c:.4}"));
+    }
+    let files: Vec<&str> = r
+        .tasks
+        .iter()
+        .flat_map(|t| t.files.iter().filter(|f| !f.starts_with("tasks/")))
+        .map(String::as_str)
+        .collect();
+    s.push_str(&format!(
+        "\n  outputs in {}: {}run.json, events.jsonl",
+        report.out_dir.display(),
+        files.iter().map(|f| format!("{f}, ")).collect::<String>()
+    ));
+    for t in r.tasks.iter().filter(|t| t.status.as_str() != "completed") {
+        s.push_str(&format!(
+            "\n  task `{}`: {}{}",
+            t.id,
+            t.status.as_str(),
+            t.error
+                .as_ref()
+                .map(|e| format!(" — {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
+}

@@ -1,0 +1,175 @@
+//! Live progress on stderr, and optionally every event as JSON on stdout.
+
+use std::io::Write;
+
+use troupe_runtime::{Event, EventKind};
+
+use crate::cli::EventFormat;
+
+/// Renders events as they arrive (on the runtime's event thread).
+pub struct Renderer {
+    quiet: bool,
+    json: bool,
+    tokens: u64,
+}
+
+impl Renderer {
+    pub fn new(quiet: bool, events: Option<EventFormat>) -> Self {
+        Self {
+            quiet,
+            json: events == Some(EventFormat::Jsonl),
+            tokens: 0,
+        }
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error of the run.
+            if let Ok(line) = serde_json::to_string(e) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        if let EventKind::LlmResponse {
+            input_tokens,
+            output_tokens,
+            ..
+        } = &e.kind
+        {
+            self.tokens += input_tokens + output_tokens;
+        }
+        if self.quiet {
+            return;
+        }
+        if let Some(line) = self.line(&e.kind) {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
+
+    fn line(&self, kind: &EventKind) -> Option<String> {
+        Some(match kind {
+            EventKind::RunStarted {
+                crew,
+                process,
+                tasks,
+                agents,
+                out_dir,
+            } => format!(
+                "▶ running `{crew}` ({process} · {tasks} task(s) · {agents} agent(s)) → {out_dir}"
+            ),
+            EventKind::TaskStarted { task, agent } => format!("  ▸ [{task}] {agent} started"),
+            EventKind::TaskDelegated {
+                task, agent, by, ..
+            } => format!("  ⇢ [{task}] {by} delegated it to {agent}"),
+            EventKind::LlmRetry {
+                task,
+                reason,
+                wait_ms,
+                retry_after,
+                attempt,
+                ..
+            } => format!(
+                "    ↻ [{task}] model call attempt {attempt} failed ({reason}); retrying in {:.1} s{}",
+                *wait_ms as f64 / 1000.0,
+                if *retry_after { " (Retry-After)" } else { "" }
+            ),
+            EventKind::ToolCall {
+                task,
+                agent,
+                tool,
+                ok,
+                duration_ms,
+                result,
+                ..
+            } => {
+                if *ok {
+                    format!("    · [{task}] {agent} → {tool} ({duration_ms} ms)")
+                } else {
+                    format!("    · [{task}] {agent} → {tool} failed: {result}")
+                }
+            }
+            EventKind::OutputInvalid {
+                task,
+                attempt,
+                errors,
+                ..
+            } => format!(
+                "    ✗ [{task}] answer does not fit output_schema (attempt {attempt}): {}",
+                errors.first().map_or("", String::as_str)
+            ),
+            EventKind::ReviewVerdict {
+                task,
+                reviewer,
+                round,
+                approved,
+                feedback,
+            } => {
+                if *approved {
+                    format!("    ✓ [{task}] review round {round}: {reviewer} approved")
+                } else {
+                    format!(
+                        "    ↺ [{task}] review round {round}: {reviewer} asked for a revision — {}",
+                        first_line(feedback)
+                    )
+                }
+            }
+            EventKind::ReviewRoundsExhausted { task, rounds } => format!(
+                "    ! [{task}] {rounds} review round(s) used up (`review.max_rounds`): the latest version stands"
+            ),
+            EventKind::LimitHit {
+                task,
+                limit,
+                value,
+                key,
+                action,
+                ..
+            } => format!(
+                "  ! {}limit `{limit}` = {value} reached: {action} (set with `{key}`)",
+                task.as_ref().map(|t| format!("[{t}] ")).unwrap_or_default()
+            ),
+            EventKind::Warning { task, message } => format!(
+                "  ! {}{message}",
+                task.as_ref().map(|t| format!("[{t}] ")).unwrap_or_default()
+            ),
+            EventKind::TaskFinished {
+                task,
+                status,
+                duration_ms,
+                input_tokens,
+                output_tokens,
+                output_file,
+                error,
+                ..
+            } => {
+                let mark = match status.as_str() {
+                    "completed" => "✓",
+                    "limit_reached" => "◐",
+                    _ => "✗",
+                };
+                let mut s = format!(
+                    "  {mark} [{task}] {status} in {:.1} s · {} tokens (run: {})",
+                    *duration_ms as f64 / 1000.0,
+                    input_tokens + output_tokens,
+                    self.tokens
+                );
+                if let Some(f) = output_file.as_ref().filter(|_| status != "failed") {
+                    s.push_str(&format!(" → {f}"));
+                }
+                if let Some(e) = error {
+                    s.push_str(&format!("\n      {}", first_line(e)));
+                }
+                s
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or_default();
+    let mut out: String = l.chars().take(160).collect();
+    if l.chars().count() > 160 || s.lines().nth(1).is_some() {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,76 @@
+//! Helpers for end-to-end tests: run the `troupe` binary against the fake model server.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The repository root (crews/ lives there).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `troupe` with a clean model environment pointing at `base_url`.
+pub fn troupe(base_url: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_troupe"));
+    c.env_remove("OPENAI_API_KEY")
+        .env("OPENAI_BASE_URL", base_url)
+        .env("OPENAI_API_KEY", "sk-test");
+    c
+}
+
+pub fn run_crew(base_url: &str, crew: &Path, out: &Path, extra: &[&str]) -> Output {
+    troupe(base_url)
+        .arg("run")
+        .arg(crew)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("run troupe")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn read_json(p: &Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .unwrap()
+}
+
+pub fn events(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == t).collect()
+}
+
+pub fn task<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id} in {run:#}"))
+}
+
+/// Writes a crew file into `dir` and returns its path.
+pub fn crew_file(dir: &Path, name: &str, crew: &Value) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_string_pretty(crew).unwrap()).unwrap();
+    p
+}

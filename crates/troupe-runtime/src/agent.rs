@@ -1,0 +1,78 @@
+//! Agents as actors: a bounded inbox, a `Clone` handle, replies on a oneshot.
+//!
+//! The actor loop only receives; each job runs in its own tracked task with its own state, so the
+//! same agent can hold several tasks at once (parallel crews) without sharing an executor.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::executor::{self, AgentCtx, Job, JobOutcome, JobStatus};
+
+/// Inbox size: jobs waiting to be picked up by one agent. A sender waits when it is full.
+const INBOX: usize = 64;
+
+enum Msg {
+    Assign {
+        job: Job,
+        reply: oneshot::Sender<JobOutcome>,
+    },
+}
+
+/// A handle to a running agent.
+#[derive(Clone)]
+pub struct AgentHandle {
+    pub id: String,
+    tx: mpsc::Sender<Msg>,
+}
+
+impl AgentHandle {
+    /// Starts the agent's actor on `tracker`; it stops when `stop` is cancelled.
+    pub fn spawn(ctx: Arc<AgentCtx>, tracker: &TaskTracker, stop: CancellationToken) -> Self {
+        let (tx, rx) = mpsc::channel(INBOX);
+        let id = ctx.agent.id.clone();
+        tracker.spawn(run(ctx, rx, tracker.clone(), stop));
+        Self { id, tx }
+    }
+
+    /// Assigns a job and waits for its outcome.
+    pub async fn assign(&self, job: Job) -> JobOutcome {
+        let (reply, rx) = oneshot::channel();
+        let gone = |messages| JobOutcome {
+            status: JobStatus::Failed(format!("agent `{}` is no longer running", self.id)),
+            output: None,
+            value: None,
+            messages,
+        };
+        if let Err(mpsc::error::SendError(Msg::Assign { job, .. })) =
+            self.tx.send(Msg::Assign { job, reply }).await
+        {
+            return gone(job.messages);
+        }
+        rx.await.unwrap_or_else(|_| gone(Vec::new()))
+    }
+}
+
+async fn run(
+    ctx: Arc<AgentCtx>,
+    mut rx: mpsc::Receiver<Msg>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+) {
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            () = stop.cancelled() => None,
+        };
+        let Some(Msg::Assign { job, reply }) = msg else {
+            break;
+        };
+        let ctx = ctx.clone();
+        tracker.spawn(async move {
+            let outcome = executor::execute(&ctx, job).await;
+            let _ = reply.send(outcome);
+        });
+    }
+}

@@ -1,0 +1,514 @@
+//! The coordinator: sets a run up, starts each task as soon as its context is done, writes every
+//! finished task to disk before anything that depends on it starts, and stops cleanly on a
+//! limit, a failure (per `on_failure`/`on_limit`), the run deadline or the shutdown signal.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use troupe_crew::{Crew, Diagnostic, Diagnostics, JsonPath, OnFailure, Process, Target};
+
+use crate::agent::AgentHandle;
+use crate::driver::{self, Progress, RunCtx};
+use crate::events::{Event, EventKind, Events, ms};
+use crate::executor::AgentCtx;
+use crate::ledger::Ledger;
+use crate::models::ModelFactory;
+use crate::record::{self, RunRecord, TaskRecord, TaskStatus};
+use crate::tool::ToolRegistry;
+
+/// Receives every event, in order, on the event thread.
+pub type EventSink = Box<dyn FnMut(&Event) + Send>;
+
+/// How to run a crew.
+pub struct RunOptions {
+    /// Where outputs, `run.json` and `events.jsonl` go.
+    pub out_dir: PathBuf,
+    pub models: Arc<dyn ModelFactory>,
+    pub tools: ToolRegistry,
+    pub on_event: Option<EventSink>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Completed,
+    /// A task failed and `on_failure` (or `on_limit`) stopped the run.
+    Failed,
+    Interrupted,
+    TimedOut,
+    BudgetExhausted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::TimedOut => "timed_out",
+            Self::BudgetExhausted => "budget_exhausted",
+        }
+    }
+}
+
+/// The end of a run.
+#[derive(Debug)]
+pub struct RunReport {
+    pub status: RunStatus,
+    pub record: RunRecord,
+    pub out_dir: PathBuf,
+}
+
+/// Why a run could not start or could not record itself.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The crew file asks for something this setup cannot provide (unknown tool, missing key).
+    #[error(transparent)]
+    Setup(#[from] Diagnostics),
+    #[error("cannot write `{}`: {source}\n  hint: check that the output directory is writable, or choose another with `--out`", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: PathBuf) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Io { path, source }
+}
+
+/// Runs `crew` until every task is done, or a limit, a failure or `shutdown` stops it.
+/// Everything finished is on disk when this returns, whatever the status.
+pub async fn run(
+    crew: Crew,
+    opts: RunOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunReport, RunError> {
+    let crew = Arc::new(crew);
+    let out = opts.out_dir.clone();
+    std::fs::create_dir_all(&out).map_err(io_err(out.clone()))?;
+
+    // Resolve every agent's model and tools before anything runs: these are user errors.
+    let mut problems = Vec::new();
+    let mut setup = Vec::new();
+    for agent in crew.agents.iter().chain(crew.manager.iter()) {
+        let at = agent.index.map_or(JsonPath::root(), |i| {
+            JsonPath::root().key("agents").index(i)
+        });
+        let model = match opts.models.model(&agent.llm) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let (message, hint) = match e {
+                    troupe_llm::LlmError::Config { message, hint } => (message, Some(hint)),
+                    other => (other.to_string(), None),
+                };
+                problems.push(crew.source.diagnostic(
+                    &at.key("llm"),
+                    Target::Value,
+                    format!("agent `{}`: {message}", agent.id),
+                    hint,
+                ));
+                None
+            }
+        };
+        let tools = match opts.tools.resolve(&agent.tools) {
+            Ok(t) => Some(t),
+            Err(bad) => {
+                problems.push(unknown_tool(&crew, agent, &bad, &opts.tools));
+                None
+            }
+        };
+        setup.push((agent.clone(), model, tools));
+    }
+    // The same endpoint misconfiguration is reported once, not once per agent.
+    problems.dedup_by(|a, b| a.message.split(':').nth(1) == b.message.split(':').nth(1));
+    if !problems.is_empty() {
+        return Err(Diagnostics(problems).into());
+    }
+
+    let events_path = out.join("events.jsonl");
+    let events_file = std::fs::File::create(&events_path).map_err(io_err(events_path))?;
+    let (events, rx) = Events::channel();
+    let pump = std::thread::spawn(move || pump(rx, events_file, opts.on_event));
+
+    let ledger = Arc::new(Ledger::new(
+        crew.limits.max_tokens,
+        crew.limits.max_cost_usd,
+    ));
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let mut agents = HashMap::new();
+    let mut manager = None;
+    for (agent, model, tools) in setup {
+        let (Some(model), Some(tools)) = (model, tools) else {
+            continue;
+        };
+        let is_manager = crew.manager.as_ref().is_some_and(|m| m.id == agent.id);
+        let handle = AgentHandle::spawn(
+            Arc::new(AgentCtx {
+                agent,
+                model,
+                tools,
+                events: events.clone(),
+                ledger: ledger.clone(),
+            }),
+            &tracker,
+            cancel.clone(),
+        );
+        if is_manager {
+            manager = Some(handle.clone());
+        }
+        agents.insert(handle.id.clone(), handle);
+    }
+
+    let run_ctx = Arc::new(RunCtx {
+        crew: crew.clone(),
+        events: events.clone(),
+        cancel,
+        board: DashMap::new(),
+        agents,
+        manager,
+        delegations: AtomicU32::new(0),
+    });
+    let started_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| ms(d));
+    let started = Instant::now();
+    events.emit(EventKind::RunStarted {
+        crew: crew.name.clone(),
+        process: process_name(crew.process).into(),
+        tasks: crew.tasks.len(),
+        agents: crew.agents.len(),
+        out_dir: out.display().to_string(),
+    });
+
+    let mut c = Coordinator {
+        crew: &crew,
+        run: run_ctx.clone(),
+        ledger: &ledger,
+        records: crew
+            .tasks
+            .iter()
+            .map(|t| TaskRecord::new(&t.id, t.agent.as_deref()))
+            .collect(),
+        out: out.clone(),
+        started,
+        started_at_ms,
+    };
+    c.checkpoint("running")?;
+    let status = c.schedule(shutdown).await?;
+
+    run_ctx.cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    for r in &mut c.records {
+        if matches!(r.status, TaskStatus::Pending | TaskStatus::Running) {
+            r.status = TaskStatus::Skipped;
+        }
+        r.usage = ledger.task(crew.task_index(&r.id).unwrap_or(usize::MAX));
+    }
+    let total = ledger.total();
+    events.emit(EventKind::RunFinished {
+        status: status.as_str().into(),
+        duration_ms: ms(started.elapsed()),
+        input_tokens: total.input_tokens,
+        output_tokens: total.output_tokens,
+        cost_usd: total.cost_usd,
+    });
+    let record = c.checkpoint(status.as_str())?;
+    drop(c);
+    drop(run_ctx);
+    drop(events);
+    let _ = pump.join();
+    Ok(RunReport {
+        status,
+        record,
+        out_dir: out,
+    })
+}
+
+/// One diagnostic per agent whose `tools` name a tool that does not exist.
+pub fn check_tools(crew: &Crew, tools: &ToolRegistry) -> Vec<Diagnostic> {
+    crew.agents
+        .iter()
+        .filter_map(|a| {
+            tools
+                .resolve(&a.tools)
+                .err()
+                .map(|bad| unknown_tool(crew, a, &bad, tools))
+        })
+        .collect()
+}
+
+fn unknown_tool(
+    crew: &Crew,
+    agent: &troupe_crew::Agent,
+    bad: &str,
+    tools: &ToolRegistry,
+) -> Diagnostic {
+    let j = agent.tools.iter().position(|t| t == bad).unwrap_or(0);
+    let at = agent.index.map_or(JsonPath::root(), |i| {
+        JsonPath::root()
+            .key("agents")
+            .index(i)
+            .key("tools")
+            .index(j)
+    });
+    let names: Vec<&str> = tools.names().collect();
+    let hint = troupe_crew::diag::did_you_mean(bad, names.iter().copied()).unwrap_or_else(|| {
+        format!(
+            "tools available: {}; plugins add more",
+            troupe_crew::diag::list(&names)
+        )
+    });
+    crew.source.diagnostic(
+        &at,
+        Target::Value,
+        format!("agent `{}`: no tool matches `{bad}`", agent.id),
+        Some(hint),
+    )
+}
+
+fn process_name(p: Process) -> &'static str {
+    match p {
+        Process::Sequential => "sequential",
+        Process::Parallel => "parallel",
+        Process::Hierarchical => "hierarchical",
+    }
+}
+
+/// Writes events to `events.jsonl` (one line each, flushed as it goes) and hands them to the
+/// sink. A thread of its own, so neither a slow disk nor a slow terminal holds up an agent.
+fn pump(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    file: std::fs::File,
+    mut sink: Option<EventSink>,
+) {
+    let mut w = std::io::LineWriter::new(file);
+    let mut seq = 0;
+    while let Some(mut e) = rx.blocking_recv() {
+        seq += 1;
+        e.seq = seq;
+        if let Ok(line) = serde_json::to_string(&e) {
+            let _ = writeln!(w, "{line}");
+        }
+        if let Some(s) = sink.as_mut() {
+            s(&e);
+        }
+    }
+    let _ = w.flush();
+}
+
+struct Coordinator<'a> {
+    crew: &'a Crew,
+    run: Arc<RunCtx>,
+    ledger: &'a Ledger,
+    records: Vec<TaskRecord>,
+    out: PathBuf,
+    started: Instant,
+    started_at_ms: u64,
+}
+
+impl Coordinator<'_> {
+    fn checkpoint(&self, status: &str) -> Result<RunRecord, RunError> {
+        let mut tasks = self.records.clone();
+        for (i, t) in tasks.iter_mut().enumerate() {
+            t.usage = self.ledger.task(i);
+        }
+        let record = RunRecord {
+            crew: self.crew.name.clone(),
+            crew_file: self.crew.source.file.display().to_string(),
+            status: status.into(),
+            process: process_name(self.crew.process).into(),
+            started_at_ms: self.started_at_ms,
+            duration_ms: ms(self.started.elapsed()),
+            inputs: self.crew.inputs.clone(),
+            tasks,
+            agents: self.ledger.agents(),
+            totals: self.ledger.total(),
+        };
+        record::write_run_record(&self.out, &record).map_err(io_err(self.out.join("run.json")))?;
+        Ok(record)
+    }
+
+    /// Whether task `i` can start: every context task is finished and usable (or failed under
+    /// `on_failure: continue`).
+    fn ready(&self, i: usize) -> bool {
+        self.records[i].status == TaskStatus::Pending
+            && self.crew.tasks[i].context.iter().all(|&d| {
+                let r = &self.records[d];
+                r.usable()
+                    || (r.status == TaskStatus::Failed
+                        && self.crew.limits.on_failure == OnFailure::Continue)
+            })
+    }
+
+    async fn schedule(
+        &mut self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<RunStatus, RunError> {
+        let max_running = match self.crew.process {
+            Process::Sequential => 1,
+            Process::Parallel | Process::Hierarchical => usize::MAX,
+        };
+        let deadline = tokio::time::sleep(self.crew.limits.timeout);
+        tokio::pin!(deadline);
+        tokio::pin!(shutdown);
+        let mut running: JoinSet<(usize, TaskRecord)> = JoinSet::new();
+        let mut stop: Option<RunStatus> = None;
+        loop {
+            if stop.is_none() {
+                for i in 0..self.crew.tasks.len() {
+                    if running.len() >= max_running {
+                        break;
+                    }
+                    if self.ready(i) {
+                        self.start(i, &mut running);
+                    }
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = running.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let (i, rec) = match joined {
+                        Ok(x) => x,
+                        Err(e) => {
+                            // A driver panicked: a bug; the run ends as failed, still recorded.
+                            self.run.events.emit(EventKind::Warning {
+                                task: None,
+                                message: format!("internal error in a task driver: {e}"),
+                            });
+                            stop.get_or_insert(RunStatus::Failed);
+                            self.run.cancel.cancel();
+                            continue;
+                        }
+                    };
+                    let verdict = self.finish(i, rec)?;
+                    if stop.is_none() && let Some(s) = verdict {
+                        stop = Some(s);
+                        self.run.cancel.cancel();
+                    }
+                }
+                () = &mut shutdown, if stop != Some(RunStatus::Interrupted) => {
+                    self.run.events.emit(EventKind::Warning {
+                        task: None,
+                        message: "interrupted: cancelling running tasks; finished outputs are kept".into(),
+                    });
+                    stop = Some(RunStatus::Interrupted);
+                    self.run.cancel.cancel();
+                }
+                () = &mut deadline, if stop.is_none() => {
+                    self.run.events.emit(EventKind::LimitHit {
+                        task: None,
+                        agent: None,
+                        limit: "run_timeout_s".into(),
+                        value: format!("{}", self.crew.limits.timeout.as_secs_f64()),
+                        key: "limits.run_timeout_s".into(),
+                        action: "run stopped; running tasks cancelled".into(),
+                    });
+                    stop = Some(RunStatus::TimedOut);
+                    self.run.cancel.cancel();
+                }
+            }
+        }
+        if let Some(s) = stop {
+            return Ok(s);
+        }
+        if self.ledger.exhausted().is_some() {
+            return Ok(RunStatus::BudgetExhausted);
+        }
+        let failed = self
+            .records
+            .iter()
+            .any(|r| matches!(r.status, TaskStatus::Failed | TaskStatus::Pending));
+        Ok(if failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Completed
+        })
+    }
+
+    fn start(&mut self, i: usize, running: &mut JoinSet<(usize, TaskRecord)>) {
+        let task = &self.crew.tasks[i];
+        let rec = &mut self.records[i];
+        rec.status = TaskStatus::Running;
+        rec.started_ms = Some(ms(self.started.elapsed()));
+        let progress: Progress = Arc::new(Mutex::new(rec.clone()));
+        let run = self.run.clone();
+        let timeout = task.limits.timeout;
+        let started = Instant::now();
+        running.spawn(async move {
+            let driven =
+                tokio::time::timeout(timeout, driver::drive(run.clone(), i, progress.clone()));
+            let mut rec = match driven.await {
+                Ok(rec) => rec,
+                Err(_) => {
+                    let mut rec = driver::current(&progress);
+                    run.events.emit(EventKind::LimitHit {
+                        task: Some(rec.id.clone()),
+                        agent: rec.agent.clone(),
+                        limit: "task_timeout_s".into(),
+                        value: format!("{}", timeout.as_secs_f64()),
+                        key: "limits.task_timeout_s".into(),
+                        action: "task ended with its latest version".into(),
+                    });
+                    rec.status = if rec.output.is_some() {
+                        TaskStatus::LimitReached
+                    } else {
+                        TaskStatus::Failed
+                    };
+                    rec.limit = Some("limits.task_timeout_s".into());
+                    rec.error = Some(format!("timed out after {:.1} s", timeout.as_secs_f64()));
+                    rec
+                }
+            };
+            rec.wall_ms = Some(ms(started.elapsed()));
+            (i, rec)
+        });
+    }
+
+    /// Records a finished task and writes it out; `Some(status)` when the run must stop.
+    fn finish(&mut self, i: usize, mut rec: TaskRecord) -> Result<Option<RunStatus>, RunError> {
+        let task = &self.crew.tasks[i];
+        if rec.usable() {
+            rec.files = record::write_task_output(&self.out, &rec, task.output_file.as_deref())
+                .map_err(io_err(self.out.clone()))?;
+        }
+        let usage = self.ledger.task(i);
+        self.run.events.emit(EventKind::TaskFinished {
+            task: rec.id.clone(),
+            agent: rec.agent.clone().unwrap_or_default(),
+            status: rec.status.as_str().into(),
+            duration_ms: rec.wall_ms.unwrap_or(0),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            output_file: task.output_file.as_ref().map(|f| f.display().to_string()),
+            error: rec.error.clone(),
+        });
+        let status = rec.status;
+        self.run.board.insert(i, rec.clone());
+        self.records[i] = rec;
+        self.checkpoint("running")?;
+        Ok(match status {
+            _ if self.ledger.exhausted().is_some() => Some(RunStatus::BudgetExhausted),
+            TaskStatus::Failed if self.crew.limits.on_failure == OnFailure::Stop => {
+                Some(RunStatus::Failed)
+            }
+            TaskStatus::LimitReached if self.crew.limits.on_limit == OnFailure::Stop => {
+                Some(RunStatus::Failed)
+            }
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,399 @@
+//! One task from start to end: who does it (fixed, or chosen by the manager), the work, the review
+//! rounds, the manager's acceptance. Progress goes into a shared record as it happens, so that a
+//! timeout or an interruption keeps the latest version.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use troupe_crew::{Crew, Task};
+use troupe_llm::Message;
+
+use crate::agent::AgentHandle;
+use crate::events::{EventKind, Events};
+use crate::executor::{Job, JobOutcome, JobStatus};
+use crate::prompt::{self, ContextItem};
+use crate::record::{Delegation, ReviewRound, TaskRecord, TaskStatus};
+
+/// What every task driver of a run shares.
+pub(crate) struct RunCtx {
+    pub crew: Arc<Crew>,
+    pub events: Events,
+    pub cancel: CancellationToken,
+    /// Finished tasks by index: the blackboard later tasks read their context from.
+    pub board: DashMap<usize, TaskRecord>,
+    pub agents: HashMap<String, AgentHandle>,
+    pub manager: Option<AgentHandle>,
+    pub delegations: AtomicU32,
+}
+
+pub(crate) type Progress = Arc<Mutex<TaskRecord>>;
+
+fn update(progress: &Progress, f: impl FnOnce(&mut TaskRecord)) {
+    let mut g = progress.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut g);
+}
+
+fn snapshot(progress: &Progress) -> TaskRecord {
+    progress.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Runs task `idx` to its end. The returned record's status is final.
+pub(crate) async fn drive(run: Arc<RunCtx>, idx: usize, progress: Progress) -> TaskRecord {
+    let cancel = run.cancel.child_token();
+    // Dropping this driver (timeout, run stop) cancels every job it started.
+    let _guard = cancel.clone().drop_guard();
+    let d = Driver {
+        run: &run,
+        task: &run.crew.tasks[idx],
+        idx,
+        progress: &progress,
+        cancel,
+    };
+    let status = d.go().await;
+    update(&progress, |r| match status {
+        Ok(()) => r.status = TaskStatus::Completed,
+        Err(End::Limit(limit)) => {
+            r.status = TaskStatus::LimitReached;
+            r.limit = Some(limit);
+        }
+        Err(End::Failed(e)) => {
+            r.status = TaskStatus::Failed;
+            r.error = Some(e);
+        }
+        Err(End::Cancelled) => r.status = TaskStatus::Cancelled,
+    });
+    snapshot(&progress)
+}
+
+enum End {
+    Limit(String),
+    Failed(String),
+    Cancelled,
+}
+
+struct Driver<'a> {
+    run: &'a RunCtx,
+    task: &'a Task,
+    idx: usize,
+    progress: &'a Progress,
+    cancel: CancellationToken,
+}
+
+impl Driver<'_> {
+    fn events(&self) -> &Events {
+        &self.run.events
+    }
+
+    fn handle(&self, agent: &str) -> Result<&AgentHandle, End> {
+        self.run
+            .agents
+            .get(agent)
+            .ok_or_else(|| End::Failed(format!("agent `{agent}` is not running")))
+    }
+
+    fn job(&self, agent: &str, messages: Vec<Message>, schema: Option<Value>) -> Job {
+        // The author works under the task's limits; a reviewer or manager under its own.
+        let author = self.task.agent.as_deref().is_none_or(|a| a == agent)
+            && self.run.manager.as_ref().is_none_or(|m| m.id != agent);
+        let limits = match self.run.crew.agent(agent) {
+            Some(a) if !author => a.limits.clone(),
+            _ => self.task.limits.clone(),
+        };
+        Job {
+            task: self.idx,
+            task_id: self.task.id.clone(),
+            messages,
+            output_schema: schema,
+            limits,
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    fn persona(&self, agent: &str) -> Message {
+        Message::system(
+            self.run
+                .crew
+                .agent(agent)
+                .map_or_else(|| format!("You are {agent}."), prompt::system),
+        )
+    }
+
+    async fn go(&self) -> Result<(), End> {
+        let hierarchical = self.task.agent.is_none();
+        let mut previous: Option<(String, String)> = None;
+        loop {
+            let (agent, instructions) = match &self.task.agent {
+                Some(a) => (a.clone(), None),
+                None => self.delegate(previous.as_ref()).await?,
+            };
+            update(self.progress, |r| r.agent = Some(agent.clone()));
+            self.events().emit(EventKind::TaskStarted {
+                task: self.task.id.clone(),
+                agent: agent.clone(),
+            });
+            let outcome = self.work(&agent, instructions.as_deref()).await?;
+            let outcome = self.review(&agent, outcome).await?;
+            if !hierarchical {
+                return Ok(());
+            }
+            match self.assess(&agent, &outcome).await? {
+                None => return Ok(()),
+                Some(feedback) => previous = Some((agent, feedback)),
+            }
+        }
+    }
+
+    /// Records a job's outcome in the progress record; `Err` when the task must end here.
+    fn absorb(&self, outcome: &JobOutcome) -> Result<(), End> {
+        update(self.progress, |r| {
+            if outcome.output.is_some() {
+                r.output.clone_from(&outcome.output);
+                r.structured_output.clone_from(&outcome.value);
+            }
+        });
+        match &outcome.status {
+            JobStatus::Completed => Ok(()),
+            JobStatus::LimitReached(l) => Err(End::Limit(format!("limits.{l}"))),
+            JobStatus::Failed(e) => Err(End::Failed(e.clone())),
+            JobStatus::Cancelled => Err(End::Cancelled),
+        }
+    }
+
+    async fn work(&self, agent: &str, instructions: Option<&str>) -> Result<JobOutcome, End> {
+        let context: Vec<(String, String, String, Option<String>)> = self
+            .task
+            .context
+            .iter()
+            .filter_map(|&i| self.run.board.get(&i).map(|r| r.clone()))
+            .map(|r| {
+                let note = match r.status {
+                    TaskStatus::Completed => None,
+                    s => Some(format!(
+                        "this task ended `{}`{}; its output may be incomplete",
+                        s.as_str(),
+                        r.error
+                            .as_ref()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
+                    )),
+                };
+                (
+                    r.id.clone(),
+                    r.agent.clone().unwrap_or_default(),
+                    r.output.clone().unwrap_or_else(|| "(no output)".into()),
+                    note,
+                )
+            })
+            .collect();
+        let items: Vec<ContextItem<'_>> = context
+            .iter()
+            .map(|(task, agent, output, note)| ContextItem {
+                task,
+                agent,
+                output,
+                note: note.as_deref(),
+            })
+            .collect();
+        let messages = vec![
+            self.persona(agent),
+            Message::user(prompt::task(self.task, &items, instructions)),
+        ];
+        update(self.progress, |r| r.attempts += 1);
+        let job = self.job(agent, messages, self.task.output_schema.clone());
+        let outcome = self.handle(agent)?.assign(job).await;
+        self.absorb(&outcome)?;
+        Ok(outcome)
+    }
+
+    /// Review rounds: the reviewer approves or asks for a revision; the author revises.
+    async fn review(&self, author: &str, mut outcome: JobOutcome) -> Result<JobOutcome, End> {
+        let Some(review) = &self.task.review else {
+            return Ok(outcome);
+        };
+        let reviewer = self.handle(&review.by)?;
+        for round in 1..=review.max_rounds {
+            let current = outcome.output.clone().unwrap_or_default();
+            let messages = vec![
+                self.persona(&review.by),
+                Message::user(prompt::review(
+                    self.task,
+                    &current,
+                    review.criteria.as_deref(),
+                    round,
+                )),
+            ];
+            let verdict = reviewer
+                .assign(self.job(&review.by, messages, Some(prompt::review_schema())))
+                .await;
+            let Some(value) = verdict
+                .value
+                .filter(|_| verdict.status == JobStatus::Completed)
+            else {
+                if verdict.status == JobStatus::Cancelled {
+                    return Err(End::Cancelled);
+                }
+                self.events().emit(EventKind::Warning {
+                    task: Some(self.task.id.clone()),
+                    message: format!(
+                        "review round {round} by `{}` gave no verdict ({:?}); the current version stands",
+                        review.by, verdict.status
+                    ),
+                });
+                return Ok(outcome);
+            };
+            let approved = value["verdict"] == "approve";
+            let feedback = value["feedback"].as_str().unwrap_or_default().to_string();
+            self.events().emit(EventKind::ReviewVerdict {
+                task: self.task.id.clone(),
+                reviewer: review.by.clone(),
+                round,
+                approved,
+                feedback: feedback.clone(),
+            });
+            update(self.progress, |r| {
+                r.review.push(ReviewRound {
+                    round,
+                    reviewer: review.by.clone(),
+                    approved,
+                    feedback: feedback.clone(),
+                });
+            });
+            if approved {
+                return Ok(outcome);
+            }
+            if round == review.max_rounds {
+                self.events().emit(EventKind::ReviewRoundsExhausted {
+                    task: self.task.id.clone(),
+                    rounds: round,
+                });
+            }
+            let mut messages = outcome.messages.clone();
+            messages.push(Message::user(prompt::revise(&feedback)));
+            update(self.progress, |r| r.attempts += 1);
+            let job = self.job(author, messages, self.task.output_schema.clone());
+            let revised = self.handle(author)?.assign(job).await;
+            self.absorb(&revised)?;
+            outcome = revised;
+        }
+        Ok(outcome)
+    }
+
+    /// The manager picks an agent (hierarchical process).
+    async fn delegate(
+        &self,
+        previous: Option<&(String, String)>,
+    ) -> Result<(String, Option<String>), End> {
+        let Some(manager) = &self.run.manager else {
+            return Err(End::Failed("the crew has no manager".into()));
+        };
+        let n = self.run.delegations.fetch_add(1, Ordering::SeqCst) + 1;
+        let max = self.run.crew.limits.max_delegations;
+        if n > max {
+            self.events().emit(EventKind::LimitHit {
+                task: Some(self.task.id.clone()),
+                agent: Some(manager.id.clone()),
+                limit: "max_delegations".into(),
+                value: max.to_string(),
+                key: "limits.max_delegations".into(),
+                action: "no further delegation; the task ends with what it has".into(),
+            });
+            return Err(End::Limit("limits.max_delegations".into()));
+        }
+        let candidates: Vec<&troupe_crew::Agent> = self
+            .run
+            .crew
+            .agents
+            .iter()
+            .filter(|a| a.allow_delegation && a.id != manager.id)
+            .collect();
+        let ids: Vec<&str> = candidates.iter().map(|a| a.id.as_str()).collect();
+        let messages = vec![
+            self.persona(&manager.id),
+            Message::user(prompt::delegate(
+                self.task,
+                &candidates,
+                previous.map(|(a, f)| (a.as_str(), f.as_str())),
+            )),
+        ];
+        let outcome = manager
+            .assign(self.job(&manager.id, messages, Some(prompt::delegate_schema(&ids))))
+            .await;
+        let value = match (&outcome.status, outcome.value) {
+            (JobStatus::Completed, Some(v)) => v,
+            (JobStatus::Cancelled, _) => return Err(End::Cancelled),
+            (s, _) => {
+                return Err(End::Failed(format!(
+                    "the manager could not assign the task: {s:?}"
+                )));
+            }
+        };
+        let agent = value["agent"].as_str().unwrap_or_default().to_string();
+        let instructions = value["instructions"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.events().emit(EventKind::TaskDelegated {
+            task: self.task.id.clone(),
+            agent: agent.clone(),
+            by: manager.id.clone(),
+            delegation: n,
+            reason: instructions.clone(),
+        });
+        update(self.progress, |r| {
+            r.delegations.push(Delegation {
+                agent: agent.clone(),
+                instructions: instructions.clone(),
+                accepted: None,
+                feedback: None,
+            });
+        });
+        Ok((agent, Some(instructions).filter(|i| !i.is_empty())))
+    }
+
+    /// The manager accepts the result (`None`) or sends it elsewhere (`Some(feedback)`).
+    async fn assess(&self, agent: &str, outcome: &JobOutcome) -> Result<Option<String>, End> {
+        let Some(manager) = &self.run.manager else {
+            return Ok(None);
+        };
+        let output = outcome.output.clone().unwrap_or_default();
+        let messages = vec![
+            self.persona(&manager.id),
+            Message::user(prompt::assess(self.task, agent, &output)),
+        ];
+        let verdict = manager
+            .assign(self.job(&manager.id, messages, Some(prompt::assess_schema())))
+            .await;
+        let (accepted, feedback) = match (&verdict.status, &verdict.value) {
+            (JobStatus::Completed, Some(v)) => (
+                v["decision"] != "reassign",
+                v["feedback"].as_str().unwrap_or_default().to_string(),
+            ),
+            (JobStatus::Cancelled, _) => return Err(End::Cancelled),
+            (s, _) => {
+                self.events().emit(EventKind::Warning {
+                    task: Some(self.task.id.clone()),
+                    message: format!(
+                        "the manager could not assess the result ({s:?}); it is accepted"
+                    ),
+                });
+                (true, String::new())
+            }
+        };
+        update(self.progress, |r| {
+            if let Some(d) = r.delegations.last_mut() {
+                d.accepted = Some(accepted);
+                d.feedback = Some(feedback.clone()).filter(|f| !f.is_empty());
+            }
+        });
+        Ok((!accepted).then_some(feedback))
+    }
+}
+
+/// Snapshot used by the coordinator when a driver is dropped (timeout).
+pub(crate) fn current(progress: &Progress) -> TaskRecord {
+    snapshot(progress)
+}

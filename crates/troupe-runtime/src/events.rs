@@ -1,0 +1,188 @@
+//! Every step of a run is an [`Event`]. Nothing in the runtime prints; the CLI renders events,
+//! `events.jsonl` records them.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// One thing that happened, with when.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Order in `events.jsonl`, from 1 (assigned by the single consumer, so it is total).
+    pub seq: u64,
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// Milliseconds since the run started.
+    pub elapsed_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted {
+        crew: String,
+        process: String,
+        tasks: usize,
+        agents: usize,
+        out_dir: String,
+    },
+    TaskStarted {
+        task: String,
+        agent: String,
+    },
+    /// A manager handed a task to an agent (hierarchical process).
+    TaskDelegated {
+        task: String,
+        agent: String,
+        by: String,
+        delegation: u32,
+        reason: String,
+    },
+    LlmRequest {
+        task: String,
+        agent: String,
+        model: String,
+        iteration: u32,
+        messages: usize,
+        tools: usize,
+    },
+    LlmRetry {
+        task: String,
+        agent: String,
+        attempt: u32,
+        reason: String,
+        wait_ms: u64,
+        retry_after: bool,
+    },
+    LlmResponse {
+        task: String,
+        agent: String,
+        iteration: u32,
+        input_tokens: u64,
+        output_tokens: u64,
+        latency_ms: u64,
+        tool_calls: usize,
+        finish_reason: Option<String>,
+    },
+    ToolCall {
+        task: String,
+        agent: String,
+        tool: String,
+        arguments: String,
+        ok: bool,
+        duration_ms: u64,
+        /// The start of the result or error, for display.
+        result: String,
+    },
+    /// An answer failed its `output_schema` and went back to the model.
+    OutputInvalid {
+        task: String,
+        agent: String,
+        attempt: u32,
+        errors: Vec<String>,
+    },
+    ReviewVerdict {
+        task: String,
+        reviewer: String,
+        round: u32,
+        approved: bool,
+        feedback: String,
+    },
+    /// `max_rounds` reviews were used up: the latest version stands.
+    ReviewRoundsExhausted {
+        task: String,
+        rounds: u32,
+    },
+    /// A limit ended or changed something. `key` is the crew-file key that sets it.
+    LimitHit {
+        task: Option<String>,
+        agent: Option<String>,
+        limit: String,
+        value: String,
+        key: String,
+        action: String,
+    },
+    Warning {
+        task: Option<String>,
+        message: String,
+    },
+    TaskFinished {
+        task: String,
+        agent: String,
+        status: String,
+        duration_ms: u64,
+        input_tokens: u64,
+        output_tokens: u64,
+        output_file: Option<String>,
+        error: Option<String>,
+    },
+    RunFinished {
+        status: String,
+        duration_ms: u64,
+        input_tokens: u64,
+        output_tokens: u64,
+        cost_usd: Option<f64>,
+    },
+}
+
+/// Emits events in order to one consumer (the run's event pump). Cheap to clone.
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::UnboundedSender<Event>,
+    start: Instant,
+}
+
+impl Events {
+    /// A new emitter and the stream of what it emits. Unbounded on purpose: an agent never waits
+    /// for a slow terminal; events are small and a run emits a bounded number of them.
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                inner: Arc::new(Inner {
+                    tx,
+                    start: Instant::now(),
+                }),
+            },
+            rx,
+        )
+    }
+
+    pub fn emit(&self, kind: EventKind) {
+        let ts_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let _ = self.inner.tx.send(Event {
+            seq: 0,
+            ts_ms,
+            elapsed_ms: ms(self.inner.start.elapsed()),
+            kind,
+        });
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.inner.start.elapsed()
+    }
+}
+
+pub(crate) fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The first `n` characters of `s`, with an ellipsis when cut.
+pub(crate) fn preview(s: &str, n: usize) -> String {
+    let mut out: String = s.chars().take(n).collect();
+    if s.chars().nth(n).is_some() {
+        out.push('…');
+    }
+    out
+}

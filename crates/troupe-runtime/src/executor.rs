@@ -1,0 +1,361 @@
+//! One agent working one job: the model ⇄ tools loop, bounded by every per-task limit.
+//!
+//! A job owns its whole state (conversation, repeat counters), so one agent can work several jobs
+//! at once without them touching each other.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use troupe_crew::{Agent, RepeatPolicy, TaskLimits};
+use troupe_llm::{ChatModel, ChatRequest, Message, OutputFormat};
+
+use crate::events::{EventKind, Events, ms, preview};
+use crate::ledger::Ledger;
+use crate::output;
+use crate::prompt;
+use crate::tool::Toolset;
+
+/// What an agent needs to work: its persona and settings, its model, its tools, the run's ledger.
+pub struct AgentCtx {
+    pub agent: Agent,
+    pub model: Arc<dyn ChatModel>,
+    pub tools: Toolset,
+    pub events: Events,
+    pub ledger: Arc<Ledger>,
+}
+
+/// A unit of work for an agent: a conversation to continue until a final answer.
+pub struct Job {
+    /// Index of the task this work is for (for accounting and events).
+    pub task: usize,
+    pub task_id: String,
+    /// The conversation so far: persona, task prompt, and for revisions the earlier turns.
+    pub messages: Vec<Message>,
+    /// When set, the final answer must be JSON satisfying this schema.
+    pub output_schema: Option<Value>,
+    pub limits: TaskLimits,
+    /// Cancelled when the task times out, the run stops, or the job's owner goes away.
+    pub cancel: CancellationToken,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobStatus {
+    Completed,
+    /// A limit ended the job; the output, if any, is the best the agent had.
+    LimitReached(String),
+    Failed(String),
+    Cancelled,
+}
+
+/// The end of a job.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub status: JobStatus,
+    /// The final answer (pretty JSON for structured outputs), or the last text the agent wrote.
+    pub output: Option<String>,
+    /// The parsed answer of a structured job.
+    pub value: Option<Value>,
+    /// The conversation, final answer included, so that a revision can continue it.
+    pub messages: Vec<Message>,
+}
+
+/// Runs a job to its end; never panics, never exceeds the job's limits.
+pub async fn execute(ctx: &AgentCtx, job: Job) -> JobOutcome {
+    let cancel = job.cancel.clone();
+    let mut state = JobState {
+        messages: job.messages.clone(),
+        last_text: None,
+    };
+    let status = tokio::select! {
+        status = work(ctx, &job, &mut state) => status,
+        () = cancel.cancelled() => (JobStatus::Cancelled, None),
+    };
+    state.finish(status)
+}
+
+struct JobState {
+    messages: Vec<Message>,
+    last_text: Option<String>,
+}
+
+impl JobState {
+    fn finish(self, (status, value): (JobStatus, Option<Value>)) -> JobOutcome {
+        JobOutcome {
+            status,
+            output: self.last_text,
+            value,
+            messages: self.messages,
+        }
+    }
+}
+
+async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Option<Value>) {
+    let agent = &ctx.agent;
+    let (task, agent_id) = (job.task_id.as_str(), agent.id.as_str());
+    let limit_hit = |limit: &str, value: String, key: &str, action: &str| {
+        ctx.events.emit(EventKind::LimitHit {
+            task: Some(task.to_string()),
+            agent: Some(agent_id.to_string()),
+            limit: limit.into(),
+            value,
+            key: key.into(),
+            action: action.into(),
+        });
+    };
+    let tool_specs = ctx.tools.specs();
+    let output = job.output_schema.as_ref().map(|schema| OutputFormat {
+        name: "answer".into(),
+        schema: schema.clone(),
+    });
+    let mut repeats: HashMap<(String, String), u32> = HashMap::new();
+    let mut output_retries = 0;
+    let max = job.limits.max_iterations;
+
+    for iteration in 1..=max {
+        if let Some(ex) = ctx.ledger.exhausted() {
+            limit_hit(
+                ex.limit,
+                ex.value,
+                ex.key,
+                "task ended; no further model calls in this run",
+            );
+            return (JobStatus::LimitReached(ex.limit.into()), None);
+        }
+        // On the last allowed step an agent that still has tools is asked to answer without them.
+        let final_turn = iteration == max && max > 1 && !tool_specs.is_empty();
+        if final_turn {
+            limit_hit(
+                "max_iterations",
+                max.to_string(),
+                "limits.max_iterations",
+                "tools withdrawn; the agent was asked for its final answer",
+            );
+            st.messages.push(Message::user(prompt::FINAL_ANSWER_NOW));
+        }
+        let remaining = u32::try_from(ctx.ledger.remaining_tokens()).unwrap_or(u32::MAX);
+        let request = ChatRequest {
+            messages: st.messages.clone(),
+            tools: if final_turn {
+                Vec::new()
+            } else {
+                tool_specs.clone()
+            },
+            output: output.clone(),
+            temperature: agent.llm.temperature,
+            max_tokens: Some(agent.llm.max_tokens.map_or(remaining, |m| m.min(remaining))),
+        };
+        ctx.events.emit(EventKind::LlmRequest {
+            task: task.into(),
+            agent: agent_id.into(),
+            model: ctx.model.name(),
+            iteration,
+            messages: request.messages.len(),
+            tools: request.tools.len(),
+        });
+        let started = Instant::now();
+        let result = ctx.model.chat(request).await;
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => return (JobStatus::Failed(format!("model call failed: {e}")), None),
+        };
+        for r in &resp.retries {
+            ctx.events.emit(EventKind::LlmRetry {
+                task: task.into(),
+                agent: agent_id.into(),
+                attempt: r.attempt,
+                reason: r.reason.clone(),
+                wait_ms: r.wait_ms,
+                retry_after: r.retry_after,
+            });
+        }
+        ctx.ledger
+            .record_call(job.task, agent_id, resp.usage, &agent.llm);
+        ctx.events.emit(EventKind::LlmResponse {
+            task: task.into(),
+            agent: agent_id.into(),
+            iteration,
+            input_tokens: resp.usage.input_tokens,
+            output_tokens: resp.usage.output_tokens,
+            latency_ms: ms(started.elapsed()),
+            tool_calls: resp.tool_calls.len(),
+            finish_reason: resp.finish_reason.clone(),
+        });
+        if let Some(text) = resp.content.as_ref().filter(|t| !t.trim().is_empty()) {
+            st.last_text = Some(text.clone());
+        }
+
+        if !resp.tool_calls.is_empty() && !final_turn {
+            st.messages.push(Message::Assistant {
+                content: resp.content.clone(),
+                tool_calls: resp.tool_calls.clone(),
+            });
+            for call in &resp.tool_calls {
+                let key = (call.name.clone(), canonical(&call.arguments));
+                let seen = repeats.entry(key).or_default();
+                *seen += 1;
+                if *seen > job.limits.max_repeated_tool_calls {
+                    let value = job.limits.max_repeated_tool_calls.to_string();
+                    let key = "limits.max_repeated_tool_calls";
+                    match job.limits.on_repeat {
+                        RepeatPolicy::Stop => {
+                            limit_hit(
+                                "max_repeated_tool_calls",
+                                value,
+                                key,
+                                &format!(
+                                    "task ended: `{}` was called {} times with the same arguments",
+                                    call.name, seen
+                                ),
+                            );
+                            return (
+                                JobStatus::LimitReached("max_repeated_tool_calls".into()),
+                                None,
+                            );
+                        }
+                        RepeatPolicy::Warn => {
+                            limit_hit(
+                                "max_repeated_tool_calls",
+                                value,
+                                key,
+                                "the model was told the call is a repeat",
+                            );
+                            st.messages.push(Message::Tool {
+                                call_id: call.id.clone(),
+                                content: format!(
+                                    "error: you already called `{}` with these same arguments {} \
+                                     times; its result is above. Do not repeat it: answer, or try \
+                                     something different.",
+                                    call.name,
+                                    *seen - 1
+                                ),
+                            });
+                            continue;
+                        }
+                    }
+                }
+                let started = Instant::now();
+                let result = ctx.tools.call(&call.name, &call.arguments).await;
+                ctx.ledger.record_tool(job.task, agent_id);
+                let (ok, content) = match result {
+                    Ok(s) => (true, s),
+                    Err(e) => (false, format!("error: {e}")),
+                };
+                ctx.events.emit(EventKind::ToolCall {
+                    task: task.into(),
+                    agent: agent_id.into(),
+                    tool: call.name.clone(),
+                    arguments: preview(&call.arguments, 500),
+                    ok,
+                    duration_ms: ms(started.elapsed()),
+                    result: preview(&content, 300),
+                });
+                st.messages.push(Message::Tool {
+                    call_id: call.id.clone(),
+                    content,
+                });
+            }
+            continue;
+        }
+
+        let text = resp.content.unwrap_or_default();
+        st.messages.push(Message::Assistant {
+            content: Some(text.clone()),
+            tool_calls: Vec::new(),
+        });
+        if let Some(schema) = &job.output_schema {
+            let checked = output::extract_json(&text)
+                .map_err(|e| vec![e])
+                .and_then(|v| output::check(schema, &v).map(|()| v));
+            match checked {
+                Ok(v) => {
+                    st.last_text = Some(serde_json::to_string_pretty(&v).unwrap_or(text));
+                    return if final_turn {
+                        (JobStatus::LimitReached("max_iterations".into()), Some(v))
+                    } else {
+                        (JobStatus::Completed, Some(v))
+                    };
+                }
+                Err(errors) => {
+                    output_retries += 1;
+                    ctx.events.emit(EventKind::OutputInvalid {
+                        task: task.into(),
+                        agent: agent_id.into(),
+                        attempt: output_retries,
+                        errors: errors.clone(),
+                    });
+                    if output_retries > job.limits.max_output_retries {
+                        limit_hit(
+                            "max_output_retries",
+                            job.limits.max_output_retries.to_string(),
+                            "limits.max_output_retries",
+                            "task failed: the answer still does not satisfy `output_schema`",
+                        );
+                        return (
+                            JobStatus::Failed(format!(
+                                "the answer does not satisfy `output_schema`: {}",
+                                errors.join("; ")
+                            )),
+                            None,
+                        );
+                    }
+                    st.messages.push(Message::user(format!(
+                        "Your answer does not satisfy the required JSON Schema:\n- {}\n\nReply \
+                         with the corrected JSON only.",
+                        errors.join("\n- ")
+                    )));
+                    continue;
+                }
+            }
+        }
+        if text.trim().is_empty() {
+            st.messages.push(Message::user(
+                "Your answer was empty. Give your final answer now.",
+            ));
+            continue;
+        }
+        return if final_turn {
+            (JobStatus::LimitReached("max_iterations".into()), None)
+        } else {
+            (JobStatus::Completed, None)
+        };
+    }
+    if max == 1 || tool_specs.is_empty() {
+        limit_hit(
+            "max_iterations",
+            max.to_string(),
+            "limits.max_iterations",
+            "task ended without a final answer",
+        );
+    }
+    (JobStatus::LimitReached("max_iterations".into()), None)
+}
+
+/// Arguments with whitespace and key order normalised, so that `{"a":1, "b":2}` and
+/// `{ "b": 2, "a": 1 }` count as the same call.
+fn canonical(args: &str) -> String {
+    match serde_json::from_str::<Value>(args) {
+        Ok(v) => sort_keys(v).to_string(),
+        Err(_) => args.trim().to_string(),
+    }
+}
+
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}

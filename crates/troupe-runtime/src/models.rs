@@ -1,0 +1,91 @@
+//! Which [`ChatModel`] serves an agent: built from its merged `llm` settings, shared between
+//! agents whose endpoint settings are the same (one connection pool, one rate limiter).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use troupe_crew::LlmSettings;
+use troupe_llm::openai::{DEFAULT_BASE_URL, OpenAiConfig, OpenAiModel};
+use troupe_llm::retry::{RateLimiter, RetryPolicy};
+use troupe_llm::{ChatModel, LlmError};
+
+/// Makes the model for a set of settings.
+pub trait ModelFactory: Send + Sync {
+    fn model(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError>;
+}
+
+/// The environment variable that overrides the default API base URL.
+pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
+
+/// Builds real providers. Environment lookups go through `env`, so tests and embedders control it.
+pub struct ProviderFactory {
+    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    models: Mutex<HashMap<String, Arc<dyn ChatModel>>>,
+    limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
+}
+
+impl ProviderFactory {
+    pub fn new(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self {
+            env: Box::new(env),
+            models: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Self {
+        Self::new(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+}
+
+impl ModelFactory for ProviderFactory {
+    fn model(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
+        let base_url = llm
+            .base_url
+            .clone()
+            .or_else(|| (self.env)(OPENAI_BASE_URL))
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        let api_key = (self.env)(&llm.api_key_env);
+        if api_key.is_none() && base_url.trim_end_matches('/') == DEFAULT_BASE_URL {
+            return Err(LlmError::Config {
+                message: format!(
+                    "no API key for {DEFAULT_BASE_URL}: `{}` is not set",
+                    llm.api_key_env
+                ),
+                hint: format!(
+                    "export {}=sk-…, or point `llm.base_url` (or `{OPENAI_BASE_URL}`) at an \
+                     OpenAI-compatible server such as Ollama (`http://localhost:11434/v1`)",
+                    llm.api_key_env
+                ),
+            });
+        }
+        let key = format!(
+            "{base_url}|{}|{}|{:?}|{}|{:?}",
+            llm.model, llm.api_key_env, llm.timeout, llm.max_attempts, llm.requests_per_minute
+        );
+        let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = models.get(&key) {
+            return Ok(m.clone());
+        }
+        let limiter = llm.requests_per_minute.map(|rpm| {
+            let mut l = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+            l.entry(format!("{base_url}|{}|{rpm}", llm.api_key_env))
+                .or_insert_with(|| RateLimiter::per_minute(rpm))
+                .clone()
+        });
+        let model: Arc<dyn ChatModel> = Arc::new(OpenAiModel::new(OpenAiConfig {
+            base_url,
+            api_key,
+            model: llm.model.clone(),
+            timeout: llm.timeout,
+            retry: RetryPolicy {
+                max_attempts: llm.max_attempts,
+                ..RetryPolicy::default()
+            },
+            limiter,
+        })?);
+        models.insert(key, model.clone());
+        Ok(model)
+    }
+}

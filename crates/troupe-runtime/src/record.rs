@@ -1,0 +1,180 @@
+//! What a run leaves on disk: each task's output, `run.json`, written as soon as a task ends and
+//! before anything that depends on it starts.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ledger::Stats;
+
+/// Where a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Completed,
+    /// A limit ended the task; `output` holds what it had.
+    LimitReached,
+    Failed,
+    Cancelled,
+    /// Never started because the run stopped first.
+    Skipped,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::LimitReached => "limit_reached",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// One review round.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewRound {
+    pub round: u32,
+    pub reviewer: String,
+    pub approved: bool,
+    pub feedback: String,
+}
+
+/// One delegation by the manager.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delegation {
+    pub agent: String,
+    pub instructions: String,
+    pub accepted: Option<bool>,
+    pub feedback: Option<String>,
+}
+
+/// Everything known about one task.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub agent: Option<String>,
+    pub status: TaskStatus,
+    pub output: Option<String>,
+    /// The parsed output of a task with `output_schema`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured_output: Option<Value>,
+    /// Files written with the output, relative to the output directory.
+    pub files: Vec<String>,
+    /// Work attempts: the first, each revision, each re-assignment.
+    pub attempts: u32,
+    pub review: Vec<ReviewRound>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delegations: Vec<Delegation>,
+    /// The limit that ended the task, as its crew-file key.
+    pub limit: Option<String>,
+    pub error: Option<String>,
+    pub started_ms: Option<u64>,
+    pub wall_ms: Option<u64>,
+    /// Model calls made for this task, by every agent involved (author, reviewer, manager).
+    pub usage: Stats,
+}
+
+impl TaskRecord {
+    pub fn new(id: &str, agent: Option<&str>) -> Self {
+        Self {
+            id: id.into(),
+            agent: agent.map(Into::into),
+            status: TaskStatus::Pending,
+            output: None,
+            structured_output: None,
+            files: Vec::new(),
+            attempts: 0,
+            review: Vec::new(),
+            delegations: Vec::new(),
+            limit: None,
+            error: None,
+            started_ms: None,
+            wall_ms: None,
+            usage: Stats::default(),
+        }
+    }
+
+    /// Whether later tasks may use this output.
+    pub fn usable(&self) -> bool {
+        matches!(
+            self.status,
+            TaskStatus::Completed | TaskStatus::LimitReached
+        ) && self.output.is_some()
+    }
+}
+
+/// `run.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub crew: String,
+    pub crew_file: String,
+    /// `running`, `completed`, `failed`, `interrupted`, `timed_out`, `budget_exhausted`.
+    pub status: String,
+    pub process: String,
+    pub started_at_ms: u64,
+    pub duration_ms: u64,
+    pub inputs: BTreeMap<String, String>,
+    pub tasks: Vec<TaskRecord>,
+    pub agents: BTreeMap<String, Stats>,
+    pub totals: Stats,
+}
+
+/// Writes `bytes` to `path` atomically (temporary file + rename), so a reader never sees half a
+/// file and an interrupted write never destroys the previous version.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes a finished task's output: `tasks/<id>.md` (or `.json`) always, and its `output_file`.
+/// Returns the files written, relative to `out`.
+pub fn write_task_output(
+    out: &Path,
+    record: &TaskRecord,
+    output_file: Option<&Path>,
+) -> std::io::Result<Vec<String>> {
+    let Some(text) = &record.output else {
+        return Ok(Vec::new());
+    };
+    let ext = if record.structured_output.is_some() {
+        "json"
+    } else {
+        "md"
+    };
+    let mut files = vec![PathBuf::from("tasks").join(format!("{}.{ext}", record.id))];
+    files.extend(output_file.map(Path::to_path_buf));
+    let mut body = text.clone();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    for f in &files {
+        write_atomic(&out.join(f), body.as_bytes())?;
+    }
+    Ok(files.iter().map(|f| f.display().to_string()).collect())
+}
+
+pub fn write_run_record(out: &Path, record: &RunRecord) -> std::io::Result<()> {
+    let mut json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    json.push(b'\n');
+    write_atomic(&out.join("run.json"), &json)
+}

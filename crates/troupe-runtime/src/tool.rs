@@ -1,0 +1,141 @@
+//! Tools agents may call: the [`Tool`] trait and the [`ToolRegistry`] that resolves the crew's
+//! tool patterns and checks arguments once, at the boundary, for every tool.
+//!
+//! The WebAssembly plugin host implements [`Tool`] for each plugin tool; built-in tools live in
+//! [`crate::builtin`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use troupe_llm::{BoxFuture, ToolSpec};
+
+/// A tool's failure, sent back to the model as the call's result so it can correct itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ToolError(pub String);
+
+/// Something an agent can call: a name, a description, a JSON Schema for its arguments.
+pub trait Tool: Send + Sync {
+    fn spec(&self) -> &ToolSpec;
+    /// Runs the tool on arguments that already satisfy `spec().parameters`.
+    fn call(&self, args: Value) -> BoxFuture<'_, Result<String, ToolError>>;
+}
+
+struct Entry {
+    tool: Arc<dyn Tool>,
+    validator: Option<Arc<jsonschema::Validator>>,
+}
+
+/// Every tool available to a run, by name.
+#[derive(Default)]
+pub struct ToolRegistry {
+    tools: BTreeMap<String, Entry>,
+}
+
+/// The tools one agent may use.
+#[derive(Clone, Default)]
+pub struct Toolset {
+    tools: Vec<(Arc<dyn Tool>, Option<Arc<jsonschema::Validator>>)>,
+}
+
+impl ToolRegistry {
+    pub fn register(&mut self, tool: Arc<dyn Tool>) {
+        let validator = jsonschema::validator_for(&tool.spec().parameters)
+            .ok()
+            .map(Arc::new);
+        self.tools
+            .insert(tool.spec().name.clone(), Entry { tool, validator });
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+
+    /// The tools matching `patterns` (`name` or `prefix.*`); `Err` names the first pattern that
+    /// matches nothing.
+    pub fn resolve(&self, patterns: &[String]) -> Result<Toolset, String> {
+        let mut out: Vec<(Arc<dyn Tool>, Option<Arc<jsonschema::Validator>>)> = Vec::new();
+        for pat in patterns {
+            let matches: Vec<&Entry> = match pat.strip_suffix('*') {
+                Some(prefix) => self
+                    .tools
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(prefix))
+                    .map(|(_, e)| e)
+                    .collect(),
+                None => self.tools.get(pat).into_iter().collect(),
+            };
+            if matches.is_empty() {
+                return Err(pat.clone());
+            }
+            for e in matches {
+                if !out.iter().any(|(t, _)| t.spec().name == e.tool.spec().name) {
+                    out.push((e.tool.clone(), e.validator.clone()));
+                }
+            }
+        }
+        Ok(Toolset { tools: out })
+    }
+}
+
+impl Toolset {
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.iter().map(|(t, _)| t.spec().clone()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// Calls `name` with the model's raw argument text. Every failure — unknown tool, arguments
+    /// that are not JSON or do not fit the schema, the tool's own error — comes back as a
+    /// [`ToolError`] that tells the model what to fix.
+    pub async fn call(&self, name: &str, raw_args: &str) -> Result<String, ToolError> {
+        let Some((tool, validator)) = self.tools.iter().find(|(t, _)| t.spec().name == name) else {
+            let names: Vec<&str> = self
+                .tools
+                .iter()
+                .map(|(t, _)| t.spec().name.as_str())
+                .collect();
+            return Err(ToolError(format!(
+                "there is no tool `{name}`; the tools you can call are: {}",
+                if names.is_empty() {
+                    "(none)".into()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        };
+        let raw = if raw_args.trim().is_empty() {
+            "{}"
+        } else {
+            raw_args
+        };
+        let args: Value = serde_json::from_str(raw).map_err(|e| {
+            ToolError(format!(
+                "the arguments are not valid JSON ({e}); send one JSON object matching the tool's parameters"
+            ))
+        })?;
+        if let Some(v) = validator {
+            let errors: Vec<String> = v
+                .iter_errors(&args)
+                .map(|e| {
+                    let at = e.instance_path().as_str();
+                    if at.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{at}: {e}")
+                    }
+                })
+                .collect();
+            if !errors.is_empty() {
+                return Err(ToolError(format!(
+                    "the arguments do not match the tool's parameters: {}",
+                    errors.join("; ")
+                )));
+            }
+        }
+        tool.call(args).await
+    }
+}
