@@ -613,3 +613,77 @@ fn missing_api_key_is_a_user_error_with_a_hint() {
     assert!(err.contains("hint: export OPENAI_API_KEY="), "{err}");
     assert!(err.contains("research-report.json:"), "{err}");
 }
+
+/// One agent owning two independent tasks in a parallel crew works both at once, each with its
+/// own conversation (CrewAI crashes on this, crewAIInc/crewAI#7332).
+#[test]
+fn one_agent_holds_two_tasks_at_once_without_mixing_them() {
+    let server = FakeServer::start(|r| {
+        let t = r.task();
+        let which = if t.contains("ALPHA") { "alpha" } else { "beta" };
+        if r.tool_results().is_empty() {
+            Reply::tool_call("text.stats", &format!(r#"{{"text": "{which}"}}"#))
+                .after(Duration::from_millis(300))
+        } else {
+            // the tool result in this conversation must be its own task's
+            let own = r
+                .messages()
+                .iter()
+                .any(|m| m["role"] == "assistant" && m["tool_calls"].to_string().contains(which));
+            Reply::text(&format!("{which} done, own history: {own}"))
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let crew = json!({
+        "name": "twins",
+        "llm": {"model": "m"},
+        "agents": [{"id": "solo", "role": "Solo", "goal": "g", "tools": ["text.stats"]}],
+        "tasks": [
+            {"id": "alpha", "agent": "solo", "description": "ALPHA"},
+            {"id": "beta", "agent": "solo", "description": "BETA"}
+        ],
+        "process": "parallel"
+    });
+    let path = crew_file(tmp.path(), "c.json", &crew);
+    let out = tmp.path().join("out");
+    let o = run_crew(&server.url, &path, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(server.max_concurrency(), 2);
+    let run = read_json(&out.join("run.json"));
+    assert_eq!(
+        task(&run, "alpha")["output"],
+        "alpha done, own history: true"
+    );
+    assert_eq!(task(&run, "beta")["output"], "beta done, own history: true");
+}
+
+/// `requests_per_minute` spaces every agent's calls to the endpoint.
+#[test]
+fn requests_per_minute_spaces_calls() {
+    let server = FakeServer::start(|_| Reply::text("x"));
+    let tmp = tempfile::tempdir().unwrap();
+    let crew = json!({
+        "name": "rpm",
+        "llm": {"model": "m", "requests_per_minute": 300},
+        "agents": [{"id": "a", "role": "A", "goal": "g"}, {"id": "b", "role": "B", "goal": "g"}],
+        "tasks": [
+            {"id": "t1", "agent": "a", "description": "1"},
+            {"id": "t2", "agent": "b", "description": "2"},
+            {"id": "t3", "agent": "a", "description": "3"}
+        ],
+        "process": "parallel"
+    });
+    let path = crew_file(tmp.path(), "c.json", &crew);
+    let out = tmp.path().join("out");
+    let o = run_crew(&server.url, &path, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // 300/min = one every 200 ms: three calls span at least 400 ms of the run's clock.
+    let ev = events(&out);
+    let req_times: Vec<u64> = of_type(&ev, "llm_response")
+        .iter()
+        .map(|e| e["elapsed_ms"].as_u64().unwrap())
+        .collect();
+    assert_eq!(req_times.len(), 3);
+    let span = req_times.iter().max().unwrap() - req_times.iter().min().unwrap();
+    assert!(span >= 390, "calls were not spaced: {req_times:?}");
+}

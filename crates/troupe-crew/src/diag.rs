@@ -265,7 +265,7 @@ mod tests {
         let d = src.diagnostic(&p, Target::Value, "m", None);
         assert_eq!((d.line, d.column), (2, 18));
         let d = src.diagnostic(&p, Target::Key, "m", None);
-        assert_eq!((d.line, d.column), (2, 12));
+        assert_eq!((d.line, d.column), (2, 13));
         assert_eq!(d.path, "a[1].b");
         // a missing element points at its nearest ancestor
         let d = src.diagnostic(

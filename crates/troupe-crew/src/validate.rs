@@ -94,16 +94,45 @@ fn syntax_error(source: &Source, e: &serde_json::Error) -> Diagnostic {
     } else if msg.contains("EOF") {
         "the file ends early: check that every `{` and `[` is closed"
     } else if msg.contains("key must be a string") {
-        "object keys need double quotes, e.g. `\"role\": …`"
+        "a key in double quotes is expected here: look for a doubled comma, or a key without quotes (`\"role\": …`)"
     } else {
         "check for a missing comma, quote or bracket just before this place"
     };
+    let (mut line, mut column) = (e.line(), e.column());
+    if msg.contains("trailing comma")
+        && let Some(at) = comma_before(&source.text, line, column)
+    {
+        (line, column) = at;
+    }
     source.diagnostic_at(
-        e.line(),
-        e.column(),
+        line,
+        column,
         format!("invalid JSON: {msg}"),
         Some(hint.into()),
     )
+}
+
+/// The position of the comma just before (line, column), skipping whitespace.
+fn comma_before(text: &str, line: usize, column: usize) -> Option<(usize, usize)> {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let rest = text.get(line_start..)?;
+    let offset = line_start
+        + rest
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(rest.len(), |(i, _)| i);
+    let before = text.get(..offset)?.trim_end();
+    if !before.ends_with(',') {
+        return None;
+    }
+    let comma = before.len() - 1;
+    let l = text[..comma].matches('\n').count() + 1;
+    let c = text[..comma].rfind('\n').map_or(comma, |i| comma - i - 1) + 1;
+    Some((l, c))
 }
 
 /// Structural errors: unknown keys, missing keys, wrong types — all of them, from the JSON Schema.

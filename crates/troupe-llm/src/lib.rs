@@ -9,7 +9,7 @@
 //! - [`openai`]: any OpenAI-compatible endpoint, through async-openai;
 //! - [`scripted`]: a model that answers from a function (tests, dry runs);
 //! - [`retry`]: backoff with jitter, `Retry-After`, the requests-per-minute limiter;
-//! - [`error`]: [`LlmError`].
+//! - [`error`]: the [`LlmError`] type.
 
 pub mod error;
 pub mod model;

@@ -1,4 +1,5 @@
 //! The OpenAI-compatible provider against the fake server, over real HTTP.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

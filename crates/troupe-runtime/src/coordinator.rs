@@ -178,9 +178,7 @@ pub async fn run(
         manager,
         delegations: AtomicU32::new(0),
     });
-    let started_at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| ms(d));
+    let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
     let started = Instant::now();
     events.emit(EventKind::RunStarted {
         crew: crew.name.clone(),

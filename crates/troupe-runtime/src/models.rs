@@ -17,9 +17,12 @@ pub trait ModelFactory: Send + Sync {
 /// The environment variable that overrides the default API base URL.
 pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
 
+/// Looks up an environment variable.
+type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Builds real providers. Environment lookups go through `env`, so tests and embedders control it.
 pub struct ProviderFactory {
-    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: EnvLookup,
     models: Mutex<HashMap<String, Arc<dyn ChatModel>>>,
     limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
 }

@@ -22,6 +22,7 @@ pub trait Tool: Send + Sync {
     fn call(&self, args: Value) -> BoxFuture<'_, Result<String, ToolError>>;
 }
 
+#[derive(Clone)]
 struct Entry {
     tool: Arc<dyn Tool>,
     validator: Option<Arc<jsonschema::Validator>>,
@@ -36,7 +37,7 @@ pub struct ToolRegistry {
 /// The tools one agent may use.
 #[derive(Clone, Default)]
 pub struct Toolset {
-    tools: Vec<(Arc<dyn Tool>, Option<Arc<jsonschema::Validator>>)>,
+    tools: Vec<Entry>,
 }
 
 impl ToolRegistry {
@@ -55,7 +56,7 @@ impl ToolRegistry {
     /// The tools matching `patterns` (`name` or `prefix.*`); `Err` names the first pattern that
     /// matches nothing.
     pub fn resolve(&self, patterns: &[String]) -> Result<Toolset, String> {
-        let mut out: Vec<(Arc<dyn Tool>, Option<Arc<jsonschema::Validator>>)> = Vec::new();
+        let mut out: Vec<Entry> = Vec::new();
         for pat in patterns {
             let matches: Vec<&Entry> = match pat.strip_suffix('*') {
                 Some(prefix) => self
@@ -70,8 +71,8 @@ impl ToolRegistry {
                 return Err(pat.clone());
             }
             for e in matches {
-                if !out.iter().any(|(t, _)| t.spec().name == e.tool.spec().name) {
-                    out.push((e.tool.clone(), e.validator.clone()));
+                if !out.iter().any(|o| o.tool.spec().name == e.tool.spec().name) {
+                    out.push(e.clone());
                 }
             }
         }
@@ -81,7 +82,7 @@ impl ToolRegistry {
 
 impl Toolset {
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.iter().map(|(t, _)| t.spec().clone()).collect()
+        self.tools.iter().map(|e| e.tool.spec().clone()).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -92,11 +93,13 @@ impl Toolset {
     /// that are not JSON or do not fit the schema, the tool's own error — comes back as a
     /// [`ToolError`] that tells the model what to fix.
     pub async fn call(&self, name: &str, raw_args: &str) -> Result<String, ToolError> {
-        let Some((tool, validator)) = self.tools.iter().find(|(t, _)| t.spec().name == name) else {
+        let Some(Entry { tool, validator }) =
+            self.tools.iter().find(|e| e.tool.spec().name == name)
+        else {
             let names: Vec<&str> = self
                 .tools
                 .iter()
-                .map(|(t, _)| t.spec().name.as_str())
+                .map(|e| e.tool.spec().name.as_str())
                 .collect();
             return Err(ToolError(format!(
                 "there is no tool `{name}`; the tools you can call are: {}",

@@ -1,0 +1,324 @@
+//! A table of broken crew files: each must produce the exact problem, at the exact place, with a
+//! hint. Every problem of a file is reported, not only the first.
+
+use std::collections::BTreeMap;
+
+use troupe_crew::{Diagnostic, Source};
+
+fn problems(text: &str, inputs: &[(&str, &str)]) -> Vec<Diagnostic> {
+    let inputs: BTreeMap<String, String> = inputs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match troupe_crew::parse(
+        Source::new("crew.json", text.to_string()),
+        ".".into(),
+        &inputs,
+    ) {
+        Ok(_) => Vec::new(),
+        Err(d) => d.0,
+    }
+}
+
+/// A valid crew as a template for breaking.
+const BASE: &str = r#"{
+  "name": "t",
+  "llm": { "model": "m" },
+  "agents": [
+    { "id": "researcher", "role": "R", "goal": "G" },
+    { "id": "writer", "role": "W", "goal": "G" }
+  ],
+  "tasks": [
+    { "id": "research", "agent": "researcher", "description": "Research" },
+    { "id": "write", "agent": "writer", "description": "Write", "context": ["research"] }
+  ]
+}"#;
+
+struct Case {
+    name: &'static str,
+    from: &'static str,
+    to: &'static str,
+    /// (where it must point: the first occurrence of this text in the broken file,
+    ///  path, message part, hint part)
+    expect: (&'static str, &'static str, &'static str, &'static str),
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "unknown key suggests the right one",
+        from: r#""goal": "G" },
+    { "id": "writer""#,
+        to: r#""goal": "G", "backstroy": "x" },
+    { "id": "writer""#,
+        expect: (
+            r#""backstroy""#,
+            "agents[0].backstroy",
+            "unknown key `backstroy`",
+            "did you mean `backstory`?",
+        ),
+    },
+    Case {
+        name: "unknown agent lists the agents",
+        from: r#""agent": "writer""#,
+        to: r#""agent": "writter""#,
+        expect: (
+            r#""writter""#,
+            "tasks[1].agent",
+            "unknown agent `writter`",
+            "did you mean `writer`? (agents in this crew: `researcher`, `writer`)",
+        ),
+    },
+    Case {
+        name: "unknown context task",
+        from: r#""context": ["research"]"#,
+        to: r#""context": ["reserch"]"#,
+        expect: (
+            r#""reserch""#,
+            "tasks[1].context[0]",
+            "unknown task `reserch` in context",
+            "did you mean `research`?",
+        ),
+    },
+    Case {
+        name: "wrong type names the expected type",
+        from: r#""name": "t""#,
+        to: r#""name": 7"#,
+        expect: (
+            "7",
+            "name",
+            "wrong type: expected a string, found a number",
+            "write this value as a string",
+        ),
+    },
+    Case {
+        name: "missing required key",
+        from: r#"{ "id": "writer", "role": "W", "goal": "G" }"#,
+        to: r#"{ "id": "writer", "goal": "G" }"#,
+        expect: (
+            r#"{ "id": "writer""#,
+            "agents[1]",
+            "missing required key `role`",
+            "add `\"role\": …`",
+        ),
+    },
+    Case {
+        name: "placeholder without input lists the inputs given",
+        from: r#""description": "Research""#,
+        to: r#""description": "Research {topic}""#,
+        expect: (
+            r#""Research {topic}""#,
+            "tasks[0].description",
+            "placeholder `{topic}` has no input",
+            "pass `--input topic=…`",
+        ),
+    },
+    Case {
+        name: "enum typo",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "process": "hierachical","#,
+        expect: (
+            r#""hierachical""#,
+            "process",
+            "`hierachical` is not an allowed value",
+            "did you mean `hierarchical`?",
+        ),
+    },
+    Case {
+        name: "later context in a sequential crew",
+        from: r#"{ "id": "research", "agent": "researcher", "description": "Research" }"#,
+        to: r#"{ "id": "research", "agent": "researcher", "description": "Research", "context": ["write"] }"#,
+        expect: (
+            r#""write"]"#,
+            "tasks[0].context[0]",
+            "task `research` needs `write`, which comes later",
+            "use `\"process\": \"parallel\"`",
+        ),
+    },
+    Case {
+        name: "duplicate id",
+        from: r#"{ "id": "writer", "role""#,
+        to: r#"{ "id": "researcher", "role""#,
+        expect: (
+            r#""researcher", "role": "W""#,
+            "agents[1].id",
+            "duplicate agent id `researcher`",
+            "`agents[0]` already uses it",
+        ),
+    },
+    Case {
+        name: "reviewer reviewing itself",
+        from: r#""context": ["research"] }"#,
+        to: r#""context": ["research"], "review": {"by": "writer"} }"#,
+        expect: (
+            r#""writer"}"#,
+            "tasks[1].review.by",
+            "`writer` would review its own work",
+            "name a different agent",
+        ),
+    },
+    Case {
+        name: "output file outside the output directory",
+        from: r#""context": ["research"] }"#,
+        to: r#""context": ["research"], "output_file": "../../etc/passwd" }"#,
+        expect: (
+            r#""../../etc"#,
+            "tasks[1].output_file",
+            "is not a path inside the output directory",
+            "without `..`",
+        ),
+    },
+    Case {
+        name: "invalid output schema",
+        from: r#""context": ["research"] }"#,
+        to: r#""context": ["research"], "output_schema": {"type": "banana"} }"#,
+        expect: (
+            r#"{"type": "banana"}"#,
+            "tasks[1].output_schema",
+            "is not a valid JSON Schema",
+            "json-schema.org",
+        ),
+    },
+    Case {
+        name: "unknown provider",
+        from: r#""model": "m""#,
+        to: r#""model": "m", "provider": "anthropic""#,
+        expect: (
+            r#""anthropic""#,
+            "llm.provider",
+            "unknown provider `anthropic`",
+            "supported providers: `openai`",
+        ),
+    },
+    Case {
+        name: "zero iterations",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "limits": {"max_iterations": 0},"#,
+        expect: (
+            "0}",
+            "limits.max_iterations",
+            "`max_iterations` is 0",
+            "use at least 1",
+        ),
+    },
+    Case {
+        name: "syntax error with line and column",
+        from: r#""name": "t","#,
+        to: r#""name": "t",,"#,
+        expect: (",\n  \"llm\"", "(syntax)", "invalid JSON", "doubled comma"),
+    },
+    Case {
+        name: "trailing comma",
+        from: r#""description": "Write", "context": ["research"] }"#,
+        to: r#""description": "Write", "context": ["research"], }"#,
+        expect: (", }", "(syntax)", "trailing comma", "remove it"),
+    },
+];
+
+/// 1-based line and column of the first occurrence of `needle`.
+fn position_of(text: &str, needle: &str) -> (usize, usize) {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in the text"));
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+#[test]
+fn each_broken_file_gets_its_precise_diagnostic() {
+    assert!(problems(BASE, &[]).is_empty(), "{:?}", problems(BASE, &[]));
+    for case in CASES {
+        assert!(
+            BASE.contains(case.from),
+            "{}: template text not found",
+            case.name
+        );
+        let text = BASE.replacen(case.from, case.to, 1);
+        let found = problems(&text, &[]);
+        let (needle, path, msg, hint) = case.expect;
+        let (line, col) = position_of(&text, needle);
+        let d = found
+            .iter()
+            .find(|d| d.message.contains(msg))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no diagnostic containing {msg:?} in {found:#?}",
+                    case.name
+                )
+            });
+        assert_eq!((d.line, d.column), (line, col), "{}: {d}", case.name);
+        assert_eq!(d.path, path, "{}", case.name);
+        assert!(
+            d.hint.as_deref().unwrap_or("").contains(hint),
+            "{}: hint {:?} lacks {hint:?}",
+            case.name,
+            d.hint
+        );
+        assert_eq!(d.file, std::path::Path::new("crew.json"));
+    }
+}
+
+#[test]
+fn every_problem_is_reported_not_only_the_first() {
+    let text = BASE
+        .replacen(r#""agent": "writer""#, r#""agent": "nobody""#, 1)
+        .replacen(
+            r#""description": "Research""#,
+            r#""description": "{a} {b}""#,
+            1,
+        );
+    let found = problems(&text, &[("a", "1")]);
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(found.len(), 2, "{messages:?}");
+    assert!(messages.contains(&"unknown agent `nobody`"));
+    assert!(messages.contains(&"placeholder `{b}` has no input"));
+    let placeholder = found.iter().find(|d| d.message.contains("{b}")).unwrap();
+    assert!(
+        placeholder
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("inputs given: `a`")
+    );
+}
+
+#[test]
+fn dependency_cycles_are_spelled_out() {
+    let text = BASE
+        .replacen(
+            r#""name": "t","#,
+            r#""name": "t", "process": "parallel","#,
+            1,
+        )
+        .replacen(
+            r#""description": "Research" }"#,
+            r#""description": "Research", "context": ["write"] }"#,
+            1,
+        );
+    let found = problems(&text, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        found[0].message,
+        "dependency cycle: research → write → research"
+    );
+}
+
+#[test]
+fn inputs_fill_placeholders_everywhere() {
+    let text = BASE
+        .replacen(r#""goal": "G" },"#, r#""goal": "Study {topic}" },"#, 1)
+        .replacen(
+            r#""description": "Research""#,
+            r#""description": "Research {topic} ({{literal}})""#,
+            1,
+        );
+    let crew = troupe_crew::parse(
+        Source::new("crew.json", text),
+        ".".into(),
+        &BTreeMap::from([("topic".to_string(), "tides".to_string())]),
+    )
+    .unwrap();
+    assert_eq!(crew.agents[0].goal, "Study tides");
+    assert_eq!(crew.tasks[0].description, "Research tides ({literal})");
+}
