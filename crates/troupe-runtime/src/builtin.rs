@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn stats_of_a_known_text() {
         let s = text_stats("The cat sat on the mat. It was happy!\n\nA second paragraph here.");
-        assert_eq!(s["words"], 12);
+        assert_eq!(s["words"], 13);
         assert_eq!(s["sentences"], 3);
         assert_eq!(s["paragraphs"], 2);
         assert!(s["flesch_reading_ease"].as_f64().unwrap() > 80.0, "{s}");
