@@ -48,13 +48,14 @@ fn sequential_crew_with_tool_use_and_a_review_that_asks_for_one_revision() {
     // The approved revision is the report; every task output is on disk.
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.starts_with("# Report v2"), "{report}");
+    let run = read_json(&out.join("run.json"));
     assert!(
-        std::fs::read_to_string(out.join("tasks/research.md"))
+        task(&run, "research")["output"]
+            .as_str()
             .unwrap()
             .contains("Finding one")
     );
 
-    let run = read_json(&out.join("run.json"));
     assert_eq!(run["status"], "completed");
     let rep = task(&run, "report");
     assert_eq!(rep["status"], "completed");

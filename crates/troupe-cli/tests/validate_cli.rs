@@ -113,7 +113,8 @@ fn input_files_fill_placeholders() {
     let out = tmp.path().join("out");
     let o = run_crew(&server.url, &path, &out, &["--input-file", &arg]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let got = std::fs::read_to_string(out.join("tasks/t.md")).unwrap();
+    let run = read_json(&out.join("run.json"));
+    let got = run["tasks"][0]["output"].as_str().unwrap();
     assert!(got.contains("Summarise the tides of Brittany"), "{got}");
 }
 

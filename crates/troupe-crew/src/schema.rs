@@ -22,6 +22,15 @@ pub fn crew_schema() -> &'static Value {
     })
 }
 
+/// The crew schema compiled once per process (compiling it costs more than validating a crew).
+pub fn crew_validator() -> Result<&'static jsonschema::Validator, String> {
+    static VALIDATOR: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    VALIDATOR
+        .get_or_init(|| jsonschema::validator_for(crew_schema()).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// The schema as the checked-in `schema/crew.schema.json` holds it.
 pub fn crew_schema_pretty() -> String {
     let mut s = serde_json::to_string_pretty(crew_schema()).unwrap_or_default();

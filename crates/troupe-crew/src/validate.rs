@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, JsonPath, Source, Target, did_you_mean, list};
 use crate::model::*;
-use crate::schema::{crew_schema, keys_at, values_at};
+use crate::schema::{crew_validator, keys_at, values_at};
 use crate::template;
 use crate::wire::{self, AgentLimitsSpec, CrewFile, LimitsSpec, LlmSpec};
 
@@ -138,7 +138,7 @@ fn comma_before(text: &str, line: usize, column: usize) -> Option<(usize, usize)
 /// Structural errors: unknown keys, missing keys, wrong types — all of them, from the JSON Schema.
 fn shape_errors(source: &Source, value: &Value) -> Vec<Diagnostic> {
     use jsonschema::error::ValidationErrorKind as K;
-    let validator = match jsonschema::validator_for(crew_schema()) {
+    let validator = match crew_validator() {
         Ok(v) => v,
         Err(e) => {
             return vec![source.diagnostic(

@@ -11,7 +11,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// Object-safe on purpose: the runtime holds `Arc<dyn ChatModel>` per agent, shared across tasks.
 pub trait ChatModel: Send + Sync {
-    fn chat<'a>(&'a self, request: ChatRequest) -> BoxFuture<'a, Result<ChatResponse, LlmError>>;
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, LlmError>>;
 
     /// `provider:model`, for events and run records.
     fn name(&self) -> String;

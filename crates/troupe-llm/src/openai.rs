@@ -122,9 +122,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 impl ChatModel for OpenAiModel {
-    fn chat<'a>(&'a self, request: ChatRequest) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
         Box::pin(async move {
-            let wire = WireRequest::from_request(&self.model, &request);
+            let wire = WireRequest::from_request(&self.model, request);
             let log = Arc::new(Mutex::new(Vec::new()));
             let result: Result<WireResponse, OpenAIError> = RETRY_LOG
                 .scope(log.clone(), self.client.chat().create_byot(wire))
@@ -165,9 +168,9 @@ fn map_error(e: OpenAIError, attempts: u32) -> LlmError {
 // ---- wire format (private) ----
 
 #[derive(Serialize)]
-struct WireRequest {
-    model: String,
-    messages: Vec<WireMessage>,
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -180,31 +183,31 @@ struct WireRequest {
 }
 
 #[derive(Serialize)]
-struct WireMessage {
+struct WireMessage<'a> {
     role: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<String>,
+    content: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool_call_id: Option<String>,
+    tool_call_id: Option<&'a str>,
 }
 
-impl WireRequest {
-    fn from_request(model: &str, r: &ChatRequest) -> Self {
+impl<'a> WireRequest<'a> {
+    fn from_request(model: &'a str, r: &'a ChatRequest) -> Self {
         let messages = r
             .messages
             .iter()
             .map(|m| match m {
                 Message::System { content } => WireMessage {
                     role: "system",
-                    content: Some(content.clone()),
+                    content: Some(content),
                     tool_calls: vec![],
                     tool_call_id: None,
                 },
                 Message::User { content } => WireMessage {
                     role: "user",
-                    content: Some(content.clone()),
+                    content: Some(content),
                     tool_calls: vec![],
                     tool_call_id: None,
                 },
@@ -213,7 +216,7 @@ impl WireRequest {
                     tool_calls,
                 } => WireMessage {
                     role: "assistant",
-                    content: content.clone(),
+                    content: content.as_deref(),
                     tool_calls: tool_calls
                         .iter()
                         .map(|c| {
@@ -227,9 +230,9 @@ impl WireRequest {
                 },
                 Message::Tool { call_id, content } => WireMessage {
                     role: "tool",
-                    content: Some(content.clone()),
+                    content: Some(content),
                     tool_calls: vec![],
-                    tool_call_id: Some(call_id.clone()),
+                    tool_call_id: Some(call_id),
                 },
             })
             .collect();
@@ -250,7 +253,7 @@ impl WireRequest {
             })
         });
         Self {
-            model: model.to_string(),
+            model,
             messages,
             tools,
             response_format,

@@ -11,6 +11,7 @@ type Script = dyn Fn(&ChatRequest) -> Result<ChatResponse, LlmError> + Send + Sy
 pub struct ScriptedModel {
     script: Box<Script>,
     seen: Mutex<Vec<ChatRequest>>,
+    record: bool,
 }
 
 impl ScriptedModel {
@@ -20,7 +21,14 @@ impl ScriptedModel {
         Self {
             script: Box::new(script),
             seen: Mutex::new(Vec::new()),
+            record: true,
         }
+    }
+
+    /// Does not keep the requests (for benchmarks, where copying them would dominate).
+    pub fn without_recording(mut self) -> Self {
+        self.record = false;
+        self
     }
 
     /// The requests answered so far.
@@ -60,11 +68,16 @@ pub fn tool_call(name: &str, arguments: &str) -> ChatResponse {
 }
 
 impl ChatModel for ScriptedModel {
-    fn chat<'a>(&'a self, request: ChatRequest) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
         Box::pin(async move {
-            let answer = (self.script)(&request);
-            if let Ok(mut s) = self.seen.lock() {
-                s.push(request);
+            let answer = (self.script)(request);
+            if self.record
+                && let Ok(mut s) = self.seen.lock()
+            {
+                s.push(request.clone());
             }
             answer
         })

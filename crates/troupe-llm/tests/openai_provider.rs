@@ -47,7 +47,7 @@ fn request() -> ChatRequest {
 #[tokio::test]
 async fn sends_the_openai_wire_format_and_reads_text_and_usage() {
     let server = FakeServer::start(|_| Reply::text("hi there"));
-    let resp = model(&server.url, 1).chat(request()).await.unwrap();
+    let resp = model(&server.url, 1).chat(&request()).await.unwrap();
     assert_eq!(resp.content.as_deref(), Some("hi there"));
     assert_eq!(resp.usage.input_tokens, 100);
     assert_eq!(resp.usage.output_tokens, 20);
@@ -68,7 +68,7 @@ async fn reads_tool_calls_keeping_malformed_arguments_verbatim() {
             ("text.stats", "{not json"),
         ])
     });
-    let resp = model(&server.url, 1).chat(request()).await.unwrap();
+    let resp = model(&server.url, 1).chat(&request()).await.unwrap();
     assert_eq!(resp.tool_calls.len(), 2);
     assert_eq!(resp.tool_calls[0].arguments, "{\"text\": \"a b\"}");
     assert_eq!(resp.tool_calls[1].arguments, "{not json");
@@ -87,7 +87,7 @@ async fn retries_429_honouring_retry_after_then_succeeds() {
         }
     });
     let started = std::time::Instant::now();
-    let resp = model(&server.url, 3).chat(request()).await.unwrap();
+    let resp = model(&server.url, 3).chat(&request()).await.unwrap();
     assert_eq!(resp.content.as_deref(), Some("ok"));
     assert_eq!(resp.retries.len(), 1);
     assert_eq!(resp.retries[0].reason, "429");
@@ -103,7 +103,7 @@ async fn retries_429_honouring_retry_after_then_succeeds() {
 #[tokio::test]
 async fn gives_up_after_max_attempts_on_5xx() {
     let server = FakeServer::start(|_| Reply::error(500, None));
-    let err = model(&server.url, 3).chat(request()).await.unwrap_err();
+    let err = model(&server.url, 3).chat(&request()).await.unwrap_err();
     match err {
         LlmError::Api {
             status, attempts, ..
@@ -119,7 +119,7 @@ async fn gives_up_after_max_attempts_on_5xx() {
 #[tokio::test]
 async fn does_not_retry_a_client_error() {
     let server = FakeServer::start(|_| Reply::error(400, None));
-    let err = model(&server.url, 4).chat(request()).await.unwrap_err();
+    let err = model(&server.url, 4).chat(&request()).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -143,7 +143,7 @@ async fn retries_connection_errors_then_reports_them() {
         .unwrap()
         .port();
     let err = model(&format!("http://127.0.0.1:{port}/v1"), 2)
-        .chat(request())
+        .chat(&request())
         .await
         .unwrap_err();
     assert!(

@@ -138,7 +138,7 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
         }
         let remaining = u32::try_from(ctx.ledger.remaining_tokens()).unwrap_or(u32::MAX);
         let request = ChatRequest {
-            messages: st.messages.clone(),
+            messages: std::mem::take(&mut st.messages),
             tools: if final_turn {
                 Vec::new()
             } else {
@@ -157,7 +157,8 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
             tools: request.tools.len(),
         });
         let started = Instant::now();
-        let result = ctx.model.chat(request).await;
+        let result = ctx.model.chat(&request).await;
+        st.messages = request.messages;
         let resp = match result {
             Ok(r) => r,
             Err(e) => return (JobStatus::Failed(format!("model call failed: {e}")), None),

@@ -96,7 +96,7 @@ fn summary(report: &troupe_runtime::RunReport) {
     let files: Vec<&str> = r
         .tasks
         .iter()
-        .flat_map(|t| t.files.iter().filter(|f| !f.starts_with("tasks/")))
+        .flat_map(|t| t.files.iter())
         .map(String::as_str)
         .collect();
     s.push_str(&format!(
