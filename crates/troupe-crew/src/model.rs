@@ -60,6 +60,7 @@ pub struct Agent {
 /// Merged model settings of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LlmSettings {
+    /// `openai`, `local`, or `auto` (the runtime decides from the environment).
     pub provider: String,
     pub model: String,
     pub base_url: Option<String>,

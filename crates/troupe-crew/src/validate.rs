@@ -14,8 +14,11 @@ use crate::schema::{crew_validator, keys_at, values_at};
 use crate::template;
 use crate::wire::{self, AgentLimitsSpec, CrewFile, LimitsSpec, LlmSpec};
 
-/// Providers this build knows.
-pub const PROVIDERS: &[&str] = &["openai"];
+/// Providers a crew can name. Without one, the runtime picks `openai` when an endpoint is
+/// configured (`llm.base_url`, `OPENAI_BASE_URL` or the API key variable) and `local` otherwise.
+pub const PROVIDERS: &[&str] = &["openai", "local"];
+/// `provider` when the crew names none.
+pub const AUTO: &str = "auto";
 
 /// Why a crew file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,7 @@ pub fn parse(
     };
     Checker {
         source: &source,
+        dir: dir.clone(),
         errors: Vec::new(),
     }
     .check(&file, dir, inputs)
@@ -275,6 +279,7 @@ fn json_type(v: &Value) -> &'static str {
 
 struct Checker<'a> {
     source: &'a Source,
+    dir: PathBuf,
     errors: Vec<Diagnostic>,
 }
 
@@ -635,8 +640,8 @@ impl Checker<'_> {
                 a.$f.clone().or_else(|| c.$f.clone())
             };
         }
-        let provider = pick!(provider).unwrap_or_else(|| "openai".into());
-        if !PROVIDERS.contains(&provider.as_str()) {
+        let provider = pick!(provider).unwrap_or_else(|| AUTO.into());
+        if provider != AUTO && !PROVIDERS.contains(&provider.as_str()) {
             let at = if agent.is_some_and(|a| a.provider.is_some()) {
                 path.key("llm").key("provider")
             } else {
@@ -646,18 +651,25 @@ impl Checker<'_> {
                 at,
                 format!("unknown provider `{provider}`"),
                 format!(
-                    "supported providers: {}; `openai` reaches any OpenAI-compatible server through `base_url`",
+                    "supported providers: {}; `openai` reaches any OpenAI-compatible server through `base_url`, `local` runs a GGUF model in-process",
                     list(PROVIDERS)
                 ),
             );
         }
-        let model = pick!(model).unwrap_or_default();
-        if model.is_empty() {
+        let mut model = pick!(model).unwrap_or_default();
+        if model.is_empty() && provider == "openai" {
             self.err(
                 root().key("llm"),
                 format!("no model is set for agent `{agent_id}`"),
                 "set `\"llm\": {\"model\": \"gpt-4o-mini\"}` on the crew (or on the agent)",
             );
+        }
+        // A local model given as a relative path is relative to the crew file.
+        if provider != "openai" && (model.ends_with(".gguf") || model.contains('/')) {
+            let p = Path::new(&model);
+            if p.is_relative() {
+                model = self.dir.join(p).display().to_string();
+            }
         }
         let timeout_s = pick!(timeout_s).unwrap_or(120.0);
         if timeout_s.is_nan() || timeout_s <= 0.0 || timeout_s > 86_400.0 {

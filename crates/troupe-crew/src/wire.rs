@@ -60,10 +60,13 @@ pub enum Process {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LlmSpec {
-    /// `openai` (any OpenAI-compatible API: OpenAI, Ollama, vLLM, llama.cpp server, LM Studio, …).
+    /// `openai` (any OpenAI-compatible API: OpenAI, Ollama, vLLM, llama.cpp server, LM Studio, …)
+    /// or `local` (a GGUF model run in-process). Absent: `openai` when an endpoint is configured
+    /// (`base_url`, `OPENAI_BASE_URL` or the API key variable), else `local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
-    /// Model name as the endpoint knows it, e.g. `gpt-4o-mini`.
+    /// Model name as the endpoint knows it (`gpt-4o-mini`), or for `local` a GGUF path or a name in
+    /// `$TROUPE_MODELS_DIR` (default `~/.cache/troupe/models`). Absent for `local`: the default model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// API base URL, e.g. `http://localhost:11434/v1`. Default: `$OPENAI_BASE_URL`, else OpenAI.

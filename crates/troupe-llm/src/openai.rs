@@ -174,6 +174,8 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
@@ -256,6 +258,7 @@ impl<'a> WireRequest<'a> {
             model,
             messages,
             tools,
+            tool_choice: (r.require_tool && !r.tools.is_empty()).then_some("required"),
             response_format,
             temperature: r.temperature,
             max_tokens: r.max_tokens,

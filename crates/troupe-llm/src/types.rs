@@ -82,6 +82,8 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
     pub output: Option<OutputFormat>,
+    /// The model must call one of `tools` rather than answer (OpenAI's `tool_choice: required`).
+    pub require_tool: bool,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
 }

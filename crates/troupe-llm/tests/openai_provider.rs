@@ -39,6 +39,7 @@ fn request() -> ChatRequest {
             name: "answer".into(),
             schema: json!({"type": "object"}),
         }),
+        require_tool: false,
         temperature: Some(0.2),
         max_tokens: Some(64),
     }

@@ -18,6 +18,9 @@ use crate::output;
 use crate::prompt;
 use crate::tool::Toolset;
 
+/// Below this many tokens left in the run's budget, every request is capped to what is left.
+const LONG_ANSWER: u32 = 16_384;
+
 /// What an agent needs to work: its persona and settings, its model, its tools, the run's ledger.
 pub struct AgentCtx {
     pub agent: Agent,
@@ -145,8 +148,15 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                 tool_specs.clone()
             },
             output: output.clone(),
+            require_tool: false,
             temperature: agent.llm.temperature,
-            max_tokens: Some(agent.llm.max_tokens.map_or(remaining, |m| m.min(remaining))),
+            // The agent's cap, lowered to what is left of the run's budget when that is less than
+            // a long answer; otherwise the provider's own default applies.
+            max_tokens: match agent.llm.max_tokens {
+                Some(m) => Some(m.min(remaining)),
+                None if remaining < LONG_ANSWER => Some(remaining),
+                None => None,
+            },
         };
         ctx.events.emit(EventKind::LlmRequest {
             task: task.into(),

@@ -42,8 +42,60 @@ impl ProviderFactory {
     }
 }
 
+impl ProviderFactory {
+    /// `openai` or `local` for these settings: an explicit provider wins; otherwise `openai` when
+    /// an endpoint is configured, else the embedded model.
+    pub fn provider_for(&self, llm: &LlmSettings) -> &'static str {
+        match llm.provider.as_str() {
+            "openai" => "openai",
+            "local" => "local",
+            _ if llm.base_url.is_some()
+                || (self.env)(OPENAI_BASE_URL).is_some()
+                || (self.env)(&llm.api_key_env).is_some() =>
+            {
+                "openai"
+            }
+            _ => "local",
+        }
+    }
+
+    #[cfg(feature = "local")]
+    fn local(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
+        use troupe_llm::local::{LocalModel, models_dir, resolve};
+        let dir = models_dir(&*self.env);
+        let path = match resolve(&llm.model, &dir) {
+            // Without an explicit provider, an API model name (e.g. `gpt-4o-mini`) is not a GGUF:
+            // the default local model stands in for it.
+            Err(_) if llm.provider != "local" && !llm.model.ends_with(".gguf") => {
+                resolve("", &dir)?
+            }
+            other => other?,
+        };
+        Ok(LocalModel::shared(&path)?)
+    }
+
+    #[cfg(not(feature = "local"))]
+    fn local(&self, _: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
+        Err(LlmError::Config {
+            message: "this build of Troupe has no embedded model".into(),
+            hint: "rebuild with the `local` feature, or set `OPENAI_API_KEY` / `OPENAI_BASE_URL`"
+                .into(),
+        })
+    }
+}
+
 impl ModelFactory for ProviderFactory {
     fn model(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
+        if self.provider_for(llm) == "local" {
+            return self.local(llm);
+        }
+        if llm.model.is_empty() {
+            return Err(LlmError::Config {
+                message: "no model is set for the OpenAI-compatible endpoint".into(),
+                hint: "set `llm.model`, e.g. `\"gpt-4o-mini\"` (for Ollama: the model's tag)"
+                    .into(),
+            });
+        }
         let base_url = llm
             .base_url
             .clone()
