@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
+# The model is installed by setup: tests that need it must run, not skip.
+export TROUPE_REQUIRE_MODEL=1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
