@@ -688,3 +688,31 @@ fn requests_per_minute_spaces_calls() {
     let span = req_times.iter().max().unwrap() - req_times.iter().min().unwrap();
     assert!(span >= 390, "calls were not spaced: {req_times:?}");
 }
+
+/// An answer cut off at the token cap is not silent: an event names the key that sets the cap.
+#[test]
+fn an_answer_cut_at_max_tokens_is_reported() {
+    let server = FakeServer::start(|_| {
+        Reply::Body(json!({
+            "choices": [{"message": {"role": "assistant", "content": "half an ans"}, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 32}
+        }))
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let crew = json!({
+        "name": "capped",
+        "llm": {"model": "m", "max_tokens": 32},
+        "agents": [{"id": "a", "role": "Solo", "goal": "g"}],
+        "tasks": [{"id": "t", "agent": "a", "description": "d"}]
+    });
+    let path = crew_file(tmp.path(), "c.json", &crew);
+    let out = tmp.path().join("out");
+    let o = run_crew(&server.url, &path, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ev = events(&out);
+    let limit = of_type(&ev, "limit_hit");
+    assert_eq!(limit.len(), 1, "{limit:?}");
+    assert_eq!(limit[0]["key"], "llm.max_tokens");
+    assert_eq!(limit[0]["value"], "32");
+    assert_eq!(server.requests()[0]["max_tokens"], 32);
+}

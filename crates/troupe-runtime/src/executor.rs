@@ -166,6 +166,7 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
             messages: request.messages.len(),
             tools: request.tools.len(),
         });
+        let cap = request.max_tokens;
         let started = Instant::now();
         let result = ctx.model.chat(&request).await;
         st.messages = request.messages;
@@ -195,6 +196,22 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
             tool_calls: resp.tool_calls.len(),
             finish_reason: resp.finish_reason.clone(),
         });
+        if resp.finish_reason.as_deref() == Some("length") {
+            limit_hit(
+                "max_tokens_per_answer",
+                cap.map_or_else(
+                    || {
+                        format!(
+                            "the provider's default ({} tokens generated)",
+                            resp.usage.output_tokens
+                        )
+                    },
+                    |c| c.to_string(),
+                ),
+                "llm.max_tokens",
+                "the answer was cut off at the cap",
+            );
+        }
         if let Some(text) = resp.content.as_ref().filter(|t| !t.trim().is_empty()) {
             st.last_text = Some(text.clone());
         }
