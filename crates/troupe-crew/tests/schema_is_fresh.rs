@@ -32,8 +32,9 @@ fn every_example_crew_declares_and_satisfies_the_schema() {
             );
             let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
             assert!(errors.is_empty(), "{}: {errors:?}", path.display());
-            troupe_crew::load(&path, &Default::default())
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // `document` comes from `--input-file` in the README's main command.
+            let inputs = [("document".to_string(), "text".to_string())].into();
+            troupe_crew::load(&path, &inputs).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             n += 1;
         }
     }
