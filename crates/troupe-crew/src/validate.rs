@@ -541,6 +541,19 @@ impl Checker<'_> {
                 limits,
             });
         }
+        let unassigned = tasks.iter().any(|t| t.agent.is_none());
+        let manager_id = manager.as_ref().map(|m| m.id.as_str());
+        if unassigned
+            && !agents
+                .iter()
+                .any(|a| a.allow_delegation && Some(a.id.as_str()) != manager_id)
+        {
+            self.err(
+                root().key("agents"),
+                "no agent can take delegated work, but some tasks have no `agent`",
+                "set `\"allow_delegation\": true` on at least one agent other than the manager, or give every task an `agent`",
+            );
+        }
         self.check_output_files(&tasks);
         self.check_cycles(&tasks);
 

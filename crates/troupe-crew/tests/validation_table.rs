@@ -284,6 +284,32 @@ fn every_problem_is_reported_not_only_the_first() {
 }
 
 #[test]
+fn a_hierarchical_crew_needs_someone_to_delegate_to() {
+    let text = BASE
+        .replacen(
+            r#""name": "t","#,
+            r#""name": "t", "process": "hierarchical", "manager": "researcher","#,
+            1,
+        )
+        .replacen(
+            r#""role": "W", "goal": "G""#,
+            r#""role": "W", "goal": "G", "allow_delegation": false"#,
+            1,
+        )
+        .replacen(r#""agent": "writer", "#, "", 1);
+    let found = problems(&text, &[]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].path, "agents");
+    assert!(
+        found[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("allow_delegation")
+    );
+}
+
+#[test]
 fn dependency_cycles_are_spelled_out() {
     let text = BASE
         .replacen(
