@@ -131,6 +131,28 @@ async fn two_agents_share_the_model_and_both_complete() {
     assert!(Arc::ptr_eq(&m, &again));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_request_stops_generating() {
+    if model().is_none() {
+        return;
+    }
+    // A private instance, so that no other test's tokens are counted.
+    let env = |k: &str| std::env::var(k).ok();
+    let m = LocalModel::load(&resolve("", &models_dir(&env)).unwrap()).unwrap();
+    let mut long = ask("Write a very long story about the sea.");
+    long.max_tokens = Some(1024);
+    // Give up on the long answer almost at once, as a task timeout or Ctrl-C would.
+    let abandoned =
+        tokio::time::timeout(std::time::Duration::from_millis(300), m.chat(&long)).await;
+    assert!(abandoned.is_err());
+    let mut short = ask("Say hi.");
+    short.max_tokens = Some(4);
+    let r = m.chat(&short).await.unwrap();
+    assert!(r.usage.output_tokens <= 4);
+    // Had the abandoned answer run to its cap, at least 1024 tokens would have been generated.
+    assert!(m.tokens_generated() < 1024, "{}", m.tokens_generated());
+}
+
 #[test]
 fn a_missing_model_is_a_configuration_error_with_a_hint() {
     let dir = std::env::temp_dir().join("troupe-no-models-here");
