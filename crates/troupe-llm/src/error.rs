@@ -18,12 +18,3 @@ pub enum LlmError {
     #[error("{0}")]
     Other(String),
 }
-
-impl LlmError {
-    /// Errors that the caller may sensibly report and move past (as opposed to configuration errors
-    /// that will fail every call the same way).
-    pub fn is_config(&self) -> bool {
-        matches!(self, Self::Config { .. })
-            || matches!(self, Self::Api { status, .. } if *status == 401 || *status == 403 || *status == 404)
-    }
-}

@@ -32,23 +32,6 @@ impl Message {
     pub fn user(s: impl Into<String>) -> Self {
         Self::User { content: s.into() }
     }
-    /// Characters of text in the message, for rough size accounting.
-    pub fn text_len(&self) -> usize {
-        match self {
-            Self::System { content } | Self::User { content } => content.len(),
-            Self::Tool { content, .. } => content.len(),
-            Self::Assistant {
-                content,
-                tool_calls,
-            } => {
-                content.as_ref().map_or(0, String::len)
-                    + tool_calls
-                        .iter()
-                        .map(|c| c.name.len() + c.arguments.len())
-                        .sum::<usize>()
-            }
-        }
-    }
 }
 
 /// A tool call the model asked for. `arguments` is the raw JSON text the model produced, which

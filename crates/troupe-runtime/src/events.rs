@@ -168,10 +168,6 @@ impl Events {
             kind,
         });
     }
-
-    pub fn elapsed(&self) -> std::time::Duration {
-        self.inner.start.elapsed()
-    }
 }
 
 pub(crate) fn ms(d: std::time::Duration) -> u64 {
