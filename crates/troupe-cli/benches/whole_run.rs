@@ -73,6 +73,7 @@ async fn run_one(
             models,
             tools: troupe_runtime::default_tools(),
             on_event: None,
+            documents: None,
         },
         std::future::pending(),
     )

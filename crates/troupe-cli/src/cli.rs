@@ -45,6 +45,13 @@ pub struct RunArgs {
     /// Output directory [default: runs/<crew name>]
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Documents to work on: files, directories (read recursively) or globs; txt, Markdown, HTML
+    /// and PDF. Repeatable. Replaces the crew file's `documents.paths`
+    #[arg(long = "docs", short = 'd', value_name = "PATH", num_args = 1..)]
+    pub docs: Vec<String>,
+    /// Leave out documents that cannot be read (each is reported) instead of failing
+    #[arg(long)]
+    pub skip_unreadable: bool,
     /// Print no progress, only the final summary and errors
     #[arg(long, short = 'q')]
     pub quiet: bool,

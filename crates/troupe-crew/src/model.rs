@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diag::Source;
-pub use crate::wire::{OnFailure, Process, RepeatPolicy};
+pub use crate::wire::{ForEach, OnFailure, OnUnreadable, Process, RepeatPolicy};
 
 /// A crew ready to run.
 #[derive(Debug, Clone)]
@@ -27,6 +27,28 @@ pub struct Crew {
     pub limits: RunLimits,
     /// The inputs the templates were filled with.
     pub inputs: BTreeMap<String, String>,
+    /// The crew file's `documents` block (paths relative to `dir`), if any.
+    pub documents: Option<Documents>,
+}
+
+/// Where a crew's documents are and how they are chunked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Documents {
+    pub paths: Vec<String>,
+    pub chunk_tokens: u32,
+    pub chunk_overlap: u32,
+    pub on_unreadable: OnUnreadable,
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Documents {
+            paths: Vec::new(),
+            chunk_tokens: 400,
+            chunk_overlap: 60,
+            on_unreadable: OnUnreadable::Fail,
+        }
+    }
 }
 
 impl Crew {
@@ -67,6 +89,7 @@ pub struct LlmSettings {
     pub api_key_env: String,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    pub context_window: Option<u32>,
     pub timeout: Duration,
     pub max_attempts: u32,
     pub requests_per_minute: Option<u32>,
@@ -88,6 +111,12 @@ pub struct Task {
     pub output_schema: Option<serde_json::Value>,
     pub review: Option<Review>,
     pub limits: TaskLimits,
+    /// `for_each` as written; the runtime replaces such a task by one instance per document.
+    pub for_each: Option<ForEach>,
+    /// For an instance of a `for_each` task: the document it works on.
+    pub document: Option<String>,
+    /// For an instance of a `for_each` task: the id of the task it was made from.
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -36,6 +36,27 @@ pub fn render(text: &str, inputs: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Placeholders filled per document in a `for_each: "document"` task, at run time.
+pub const DOCUMENT_VARS: [&str; 3] = ["document", "document_title", "document_text"];
+
+/// The marker a document placeholder becomes at validation, for the runtime to fill: characters
+/// from Unicode's private use area, which no crew file or input contains by accident.
+pub fn slot(name: &str) -> String {
+    format!("\u{e000}{name}\u{e001}")
+}
+
+/// Fills the [`slot`]s in `text` with `value(name)`.
+pub fn fill_slots(text: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = text.to_string();
+    for name in DOCUMENT_VARS {
+        let marker = slot(name);
+        if out.contains(&marker) {
+            out = out.replace(&marker, &value(name).unwrap_or_default());
+        }
+    }
+    out
+}
+
 enum Piece<'a> {
     Text(&'a str),
     Placeholder(&'a str),

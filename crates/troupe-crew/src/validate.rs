@@ -20,6 +20,9 @@ pub const PROVIDERS: &[&str] = &["openai", "local"];
 /// `provider` when the crew names none.
 pub const AUTO: &str = "auto";
 
+/// The smallest `llm.context_window` accepted: a persona, a task and a short answer.
+pub const MIN_CONTEXT_WINDOW: u32 = 1024;
+
 /// Why a crew file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -500,13 +503,21 @@ impl Checker<'_> {
                     criteria: r.criteria.clone(),
                 })
             });
+            // In a per-document task the document placeholders are filled at run time; they
+            // become slots here.
+            let mut task_inputs = inputs.clone();
+            if spec.for_each.is_some() {
+                for name in template::DOCUMENT_VARS {
+                    task_inputs.insert(name.to_string(), template::slot(name));
+                }
+            }
             self.check_placeholders(
                 &path,
                 &[
                     ("description", Some(&spec.description)),
                     ("expected_output", spec.expected_output.as_ref()),
                 ],
-                &inputs,
+                &task_inputs,
             );
             let output_file = spec
                 .output_file
@@ -528,17 +539,20 @@ impl Checker<'_> {
             let limits = self.task_limits(&agent_limits, spec.limits.as_ref(), path.key("limits"));
             tasks.push(Task {
                 id: spec.id.clone(),
-                description: template::render(&spec.description, &inputs),
+                description: template::render(&spec.description, &task_inputs),
                 expected_output: spec
                     .expected_output
                     .as_ref()
-                    .map(|e| template::render(e, &inputs)),
+                    .map(|e| template::render(e, &task_inputs)),
                 agent,
                 context,
                 output_file,
                 output_schema: spec.output_schema.clone(),
                 review,
                 limits,
+                for_each: spec.for_each,
+                document: None,
+                group: None,
             });
         }
         let unassigned = tasks.iter().any(|t| t.agent.is_none());
@@ -556,6 +570,7 @@ impl Checker<'_> {
         }
         self.check_output_files(&tasks);
         self.check_cycles(&tasks);
+        let documents = file.documents.as_ref().map(|d| self.documents(d));
 
         if !self.errors.is_empty() {
             return Err(Diagnostics(self.errors));
@@ -574,7 +589,44 @@ impl Checker<'_> {
             manager,
             limits: run_limits,
             inputs,
+            documents,
         })
+    }
+
+    fn documents(&mut self, spec: &wire::DocumentsSpec) -> Documents {
+        let d = Documents::default();
+        let path = root().key("documents");
+        let chunk_tokens = spec.chunk_tokens.unwrap_or(d.chunk_tokens);
+        if chunk_tokens < 32 {
+            self.err(
+                path.key("chunk_tokens"),
+                format!("`chunk_tokens` is {chunk_tokens}: chunks that small lose their meaning"),
+                "use 200 to 1000 tokens (default 400)",
+            );
+        }
+        let chunk_overlap = spec.chunk_overlap.unwrap_or(d.chunk_overlap);
+        if chunk_overlap >= chunk_tokens {
+            self.err(
+                path.key("chunk_overlap"),
+                format!("`chunk_overlap` ({chunk_overlap}) is not smaller than `chunk_tokens` ({chunk_tokens})"),
+                "use an overlap of 10-20% of the chunk size",
+            );
+        }
+        for (i, p) in spec.paths.iter().enumerate() {
+            if p.trim().is_empty() {
+                self.err(
+                    path.key("paths").index(i),
+                    "empty document path",
+                    "give a file, a directory or a glob such as `docs/*.pdf`",
+                );
+            }
+        }
+        Documents {
+            paths: spec.paths.clone(),
+            chunk_tokens,
+            chunk_overlap,
+            on_unreadable: spec.on_unreadable.unwrap_or_default(),
+        }
     }
 
     /// Every `{placeholder}` in these fields must have an input.
@@ -592,12 +644,19 @@ impl Checker<'_> {
                     } else {
                         format!("inputs given: {}", list(inputs.keys()))
                     };
+                    let hint = if template::DOCUMENT_VARS.contains(&name.as_str()) {
+                        format!(
+                            "`{{{name}}}` is filled per document in a task with `\"for_each\": \"document\"`; add that to the task, or pass `--input {name}=…` ({given})"
+                        )
+                    } else {
+                        format!(
+                            "pass `--input {name}=…` or add `\"inputs\": {{\"{name}\": …}}` to the crew file ({given})"
+                        )
+                    };
                     self.err(
                         path.key(*key),
                         format!("placeholder `{{{name}}}` has no input"),
-                        format!(
-                            "pass `--input {name}=…` or add `\"inputs\": {{\"{name}\": …}}` to the crew file ({given})"
-                        ),
+                        hint,
                     );
                 }
             }
@@ -700,6 +759,17 @@ impl Checker<'_> {
                 "use at least 1 (1 = no retries)",
             );
         }
+        if let (Some(window), max) = (pick!(context_window), pick!(max_tokens))
+            && window < MIN_CONTEXT_WINDOW.max(max.unwrap_or(0).saturating_add(256))
+        {
+            self.err(
+                path.key("llm").key("context_window"),
+                format!("`context_window` is {window} tokens: too small for a prompt and an answer"),
+                format!(
+                    "use the model's real window (at least {MIN_CONTEXT_WINDOW}, and more than `max_tokens` + 256)"
+                ),
+            );
+        }
         if pick!(requests_per_minute) == Some(0) {
             self.err(
                 path.key("llm").key("requests_per_minute"),
@@ -714,6 +784,7 @@ impl Checker<'_> {
             api_key_env: pick!(api_key_env).unwrap_or_else(|| "OPENAI_API_KEY".into()),
             temperature: pick!(temperature),
             max_tokens: pick!(max_tokens),
+            context_window: pick!(context_window),
             timeout: secs(timeout_s),
             max_attempts: max_attempts.max(1),
             requests_per_minute: pick!(requests_per_minute).filter(|r| *r > 0),

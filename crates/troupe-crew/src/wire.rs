@@ -41,6 +41,48 @@ pub struct CrewFile {
     /// Limits for the whole run and defaults for every task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+    /// Documents the crew works on; agents read them with the `docs.*` tools, and tasks with
+    /// `for_each` run once per document. `troupe run --docs` replaces `paths`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documents: Option<DocumentsSpec>,
+}
+
+/// Where the documents are and how they are cut into chunks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsSpec {
+    /// Files, directories (read recursively) and glob patterns, relative to the crew file.
+    /// txt, Markdown, HTML and PDF are read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Size of a chunk in tokens (estimated). Default: 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_tokens: Option<u32>,
+    /// Tokens shared by consecutive chunks when a boundary falls inside a paragraph. Default: 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_overlap: Option<u32>,
+    /// What to do with a file that cannot be read: `fail` the run (default) or `skip` it
+    /// (it is reported, never dropped silently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_unreadable: Option<OnUnreadable>,
+}
+
+/// What to do with an unreadable document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnreadable {
+    #[default]
+    Fail,
+    Skip,
+}
+
+/// What a task fans out over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForEach {
+    /// One instance of the task per document, run in parallel; `{document}`,
+    /// `{document_title}` and `{document_text}` are filled per instance.
+    Document,
 }
 
 /// How tasks are scheduled.
@@ -81,6 +123,11 @@ pub struct LlmSpec {
     /// Cap on tokens generated per model call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// The model's context window in tokens. Prompts are cut to fit it (least relevant document
+    /// chunks first, with a `context_cut` event) and never sent over it. Default: the local
+    /// model's window, or 128000 for an API model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u32>,
     /// Timeout of one HTTP request, in seconds. Default: 120.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<f64>,
@@ -142,9 +189,14 @@ pub struct TaskSpec {
     /// Tasks whose outputs this task receives; it starts only when they are done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<String>,
-    /// File (relative to the output directory) that receives the task's final output.
+    /// File (relative to the output directory) that receives the task's final output. For a
+    /// `for_each` task, each instance writes `<name>.<document>.<ext>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_file: Option<String>,
+    /// Run the task once per document (`"document"`), in parallel; tasks that take it as
+    /// `context` receive every instance's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<ForEach>,
     /// JSON Schema the output must satisfy; the answer is then JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_json_object")]

@@ -113,6 +113,39 @@ const CASES: &[Case] = &[
         ),
     },
     Case {
+        name: "document placeholder outside a per-document task says how to get it",
+        from: r#""description": "Research""#,
+        to: r#""description": "Research {document_text}""#,
+        expect: (
+            r#""Research {document_text}""#,
+            "tasks[0].description",
+            "placeholder `{document_text}` has no input",
+            "is filled per document in a task with `\"for_each\": \"document\"`",
+        ),
+    },
+    Case {
+        name: "for_each takes only document",
+        from: r#""description": "Research""#,
+        to: r#""description": "Research", "for_each": "documents""#,
+        expect: (
+            r#""documents""#,
+            "tasks[0].for_each",
+            "`documents` is not an allowed value",
+            "did you mean `document`?",
+        ),
+    },
+    Case {
+        name: "chunk overlap not below the chunk size",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "documents": {"paths": ["docs"], "chunk_tokens": 100, "chunk_overlap": 100},"#,
+        expect: (
+            "100}",
+            "documents.chunk_overlap",
+            "`chunk_overlap` (100) is not smaller than `chunk_tokens` (100)",
+            "use an overlap of 10-20% of the chunk size",
+        ),
+    },
+    Case {
         name: "enum typo",
         from: r#""name": "t","#,
         to: r#""name": "t", "process": "hierachical","#,

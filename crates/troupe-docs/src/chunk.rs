@@ -36,7 +36,10 @@ impl ChunkSizer for Tokens {
 pub(crate) fn spans(text: &str, format: Format, options: ChunkOptions) -> Vec<(usize, usize)> {
     let size = options.tokens.max(16);
     let overlap = options.overlap.min(size / 2);
-    let config = match ChunkConfig::new(size).with_sizer(Tokens).with_overlap(overlap) {
+    let config = match ChunkConfig::new(size)
+        .with_sizer(Tokens)
+        .with_overlap(overlap)
+    {
         Ok(config) => config,
         Err(_) => ChunkConfig::new(size).with_sizer(Tokens),
     };

@@ -39,13 +39,18 @@ impl CitationCheck {
             CitationCheck::EmptyQuote => Some(format!(
                 "citation of {chunk} has an empty quote: copy the exact words from the chunk"
             )),
-            CitationCheck::UnknownChunk { found_in: Some(other) } => Some(format!(
+            CitationCheck::UnknownChunk {
+                found_in: Some(other),
+            } => Some(format!(
                 "there is no chunk '{chunk}'; the quote \"{short}\" is in chunk {other}: cite that id"
             )),
             CitationCheck::UnknownChunk { found_in: None } => Some(format!(
                 "there is no chunk '{chunk}' and no document contains \"{short}\": use docs.search to find the passage and cite its chunk id with words copied exactly"
             )),
-            CitationCheck::NotInChunk { found_in: Some(other), .. } => Some(format!(
+            CitationCheck::NotInChunk {
+                found_in: Some(other),
+                ..
+            } => Some(format!(
                 "chunk {chunk} does not contain \"{short}\", but chunk {other} does: cite that id"
             )),
             CitationCheck::NotInChunk { found_in: None, .. } => Some(format!(
@@ -165,9 +170,16 @@ mod tests {
 
     #[test]
     fn ellipsis_parts_must_appear_in_order() {
-        let hay = normalise("Redistributions of source code must retain the above copyright notice");
-        assert!(contains_in_order(&hay, &parts("redistributions … must retain")));
-        assert!(contains_in_order(&hay, &parts("\"source code ... notice\"")));
+        let hay =
+            normalise("Redistributions of source code must retain the above copyright notice");
+        assert!(contains_in_order(
+            &hay,
+            &parts("redistributions … must retain")
+        ));
+        assert!(contains_in_order(
+            &hay,
+            &parts("\"source code ... notice\"")
+        ));
         assert!(!contains_in_order(&hay, &parts("notice ... source code")));
     }
 }

@@ -11,7 +11,13 @@ pub struct LoadProblem {
 
 impl fmt::Display for LoadProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}\n  hint: {}", self.path.display(), self.reason, self.hint)
+        write!(
+            f,
+            "{}: {}\n  hint: {}",
+            self.path.display(),
+            self.reason,
+            self.hint
+        )
     }
 }
 

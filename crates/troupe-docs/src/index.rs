@@ -119,7 +119,11 @@ impl SearchIndex {
             hits.push(RawHit {
                 chunk: chunk as usize,
                 score,
-                snippet: snippet.fragment().split_whitespace().collect::<Vec<_>>().join(" "),
+                snippet: snippet
+                    .fragment()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             });
         }
         Ok(hits)

@@ -94,6 +94,8 @@ pub struct LocalModel {
     generated: Arc<AtomicU64>,
     /// Seconds the load took (for benchmarks and the run record).
     pub load_seconds: f64,
+    /// Tokens of the llama.cpp context: prompt and answer together.
+    context_window: u32,
 }
 
 fn backend() -> Result<&'static LlamaBackend, LlmError> {
@@ -130,7 +132,7 @@ impl LocalModel {
         let started = Instant::now();
         let backend = backend()?;
         let (tx, rx) = mpsc::channel::<(ChatRequest, Reply)>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), LlmError>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<u32, LlmError>>();
         let file = path.to_path_buf();
         let generated = Arc::new(AtomicU64::new(0));
         let counter = generated.clone();
@@ -138,7 +140,7 @@ impl LocalModel {
             .name("troupe-local-model".into())
             .spawn(move || serve(backend, &file, &rx, &ready_tx, &counter))
             .map_err(|e| LlmError::Other(format!("cannot start the model thread: {e}")))?;
-        ready_rx
+        let context_window = ready_rx
             .recv()
             .map_err(|_| LlmError::Other("the model thread stopped while loading".into()))??;
         let name = path
@@ -149,6 +151,7 @@ impl LocalModel {
             name,
             generated,
             load_seconds: started.elapsed().as_secs_f64(),
+            context_window,
         })
     }
 }
@@ -185,6 +188,10 @@ impl ChatModel for LocalModel {
     fn name(&self) -> String {
         format!("local:{}", self.name)
     }
+
+    fn context_window(&self) -> Option<u32> {
+        Some(self.context_window)
+    }
 }
 
 /// The model thread: load, report readiness, then answer requests in order until every sender is
@@ -193,7 +200,7 @@ fn serve(
     backend: &LlamaBackend,
     file: &Path,
     rx: &mpsc::Receiver<(ChatRequest, Reply)>,
-    ready: &mpsc::Sender<Result<(), LlmError>>,
+    ready: &mpsc::Sender<Result<u32, LlmError>>,
     generated: &AtomicU64,
 ) {
     let model = match LlamaModel::load_from_file(backend, file, &LlamaModelParams::default()) {
@@ -231,7 +238,7 @@ fn serve(
             return;
         }
     };
-    let _ = ready.send(Ok(()));
+    let _ = ready.send(Ok(n_ctx));
     while let Ok((request, reply)) = rx.recv() {
         // A caller that went away (task timeout, Ctrl-C) stops its generation at the next token,
         // so abandoned work never delays the requests queued behind it.

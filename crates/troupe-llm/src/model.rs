@@ -18,4 +18,9 @@ pub trait ChatModel: Send + Sync {
 
     /// `provider:model`, for events and run records.
     fn name(&self) -> String;
+
+    /// Tokens the model can attend to (prompt and answer), when the provider knows it.
+    fn context_window(&self) -> Option<u32> {
+        None
+    }
 }

@@ -25,6 +25,11 @@ enum Msg {
 #[derive(Clone)]
 pub struct AgentHandle {
     pub id: String,
+    /// The agent's context window, and what its persona and tool specs take of it: what is left
+    /// for a task prompt is `window - fixed - answer reserve`.
+    pub window: u32,
+    pub fixed_tokens: usize,
+    pub reserve: usize,
     tx: mpsc::Sender<Msg>,
 }
 
@@ -33,8 +38,20 @@ impl AgentHandle {
     pub fn spawn(ctx: Arc<AgentCtx>, tracker: &TaskTracker, stop: CancellationToken) -> Self {
         let (tx, rx) = mpsc::channel(INBOX);
         let id = ctx.agent.id.clone();
+        let window = ctx.window;
+        let fixed_tokens = crate::budget::tools_tokens(&ctx.tools.specs())
+            + crate::budget::message_tokens(&troupe_llm::Message::system(crate::prompt::system(
+                &ctx.agent,
+            )));
+        let reserve = crate::budget::answer_reserve(&ctx.agent, window);
         tracker.spawn(run(ctx, rx, tracker.clone(), stop));
-        Self { id, tx }
+        Self {
+            id,
+            window,
+            fixed_tokens,
+            reserve,
+            tx,
+        }
     }
 
     /// Assigns a job and waits for its outcome.

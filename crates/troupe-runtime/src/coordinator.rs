@@ -16,13 +16,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use troupe_crew::{Crew, Diagnostic, Diagnostics, JsonPath, OnFailure, Process, Target};
 
+use troupe_docs::Corpus;
+
 use crate::agent::AgentHandle;
+use crate::budget;
+use crate::docs_tools;
 use crate::driver::{self, Progress, RunCtx};
 use crate::events::{Event, EventKind, Events, ms};
 use crate::executor::AgentCtx;
+use crate::fanout;
 use crate::ledger::Ledger;
 use crate::models::ModelFactory;
 use crate::record::{self, RunRecord, TaskRecord, TaskStatus};
+use crate::report;
 use crate::tool::ToolRegistry;
 
 /// Receives every event, in order, on the event thread.
@@ -35,6 +41,16 @@ pub struct RunOptions {
     pub models: Arc<dyn ModelFactory>,
     pub tools: ToolRegistry,
     pub on_event: Option<EventSink>,
+    /// The run's documents, loaded by the caller (see [`RunDocuments`]).
+    pub documents: Option<RunDocuments>,
+}
+
+/// Documents loaded for a run: the corpus, what was left out and how long loading took.
+pub struct RunDocuments {
+    pub corpus: Arc<Corpus>,
+    /// Files left out (`on_unreadable: skip`), each with the reason.
+    pub skipped: Vec<String>,
+    pub load_ms: u64,
 }
 
 /// How a run ended.
@@ -92,9 +108,16 @@ pub async fn run(
     opts: RunOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunReport, RunError> {
+    let mut crew = crew;
+    let corpus = opts.documents.as_ref().map(|d| d.corpus.clone());
+    fanout::expand(&mut crew, corpus.as_deref()).map_err(Diagnostics)?;
     let crew = Arc::new(crew);
     let out = opts.out_dir.clone();
     std::fs::create_dir_all(&out).map_err(io_err(out.clone()))?;
+    let mut tools = opts.tools;
+    if let Some(c) = &corpus {
+        docs_tools::register(&mut tools, c);
+    }
 
     // Resolve every agent's model and tools before anything runs: these are user errors.
     let mut problems = Vec::new();
@@ -119,10 +142,10 @@ pub async fn run(
                 None
             }
         };
-        let tools = match opts.tools.resolve(&agent.tools) {
+        let tools = match tools.resolve(&agent.tools) {
             Ok(t) => Some(t),
             Err(bad) => {
-                problems.push(unknown_tool(&crew, agent, &bad, &opts.tools));
+                problems.push(unknown_tool(&crew, agent, &bad, &tools));
                 None
             }
         };
@@ -152,6 +175,7 @@ pub async fn run(
             continue;
         };
         let is_manager = crew.manager.as_ref().is_some_and(|m| m.id == agent.id);
+        let window = budget::window(&agent, model.as_ref());
         let handle = AgentHandle::spawn(
             Arc::new(AgentCtx {
                 agent,
@@ -159,6 +183,7 @@ pub async fn run(
                 tools,
                 events: events.clone(),
                 ledger: ledger.clone(),
+                window,
             }),
             &tracker,
             cancel.clone(),
@@ -177,6 +202,7 @@ pub async fn run(
         agents,
         manager,
         delegations: AtomicU32::new(0),
+        corpus: corpus.clone(),
     });
     let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
     let started = Instant::now();
@@ -187,6 +213,20 @@ pub async fn run(
         agents: crew.agents.len(),
         out_dir: out.display().to_string(),
     });
+    if let Some(d) = &opts.documents {
+        events.emit(EventKind::DocumentsLoaded {
+            documents: d.corpus.documents().len(),
+            chunks: d.corpus.chunks().len(),
+            tokens: d
+                .corpus
+                .documents()
+                .iter()
+                .map(|doc| troupe_docs::estimate_tokens(&doc.text))
+                .sum(),
+            duration_ms: d.load_ms,
+            skipped: d.skipped.clone(),
+        });
+    }
 
     let mut c = Coordinator {
         crew: &crew,
@@ -212,6 +252,17 @@ pub async fn run(
             r.status = TaskStatus::Skipped;
         }
         r.usage = ledger.task(crew.task_index(&r.id).unwrap_or(usize::MAX));
+    }
+    if let Some(corpus) = &corpus {
+        let (out, crew, records, corpus) =
+            (out.clone(), crew.clone(), c.records.clone(), corpus.clone());
+        let written = blocking(move || report::write(&out, &crew, &records, &corpus)).await;
+        if let Err(e) = written {
+            events.emit(EventKind::Warning {
+                task: None,
+                message: format!("cannot write report.md / report.json: {e}"),
+            });
+        }
     }
     let total = ledger.total();
     events.emit(EventKind::RunFinished {
@@ -261,12 +312,18 @@ fn unknown_tool(
             .index(j)
     });
     let names: Vec<&str> = tools.names().collect();
-    let hint = troupe_crew::diag::did_you_mean(bad, names.iter().copied()).unwrap_or_else(|| {
-        format!(
-            "tools available: {}; plugins add more",
-            troupe_crew::diag::list(&names)
-        )
-    });
+    let docs_hint = (bad.starts_with("docs.") && !names.iter().any(|n| n.starts_with("docs.")))
+        .then(|| {
+            "the docs.* tools exist when the run has documents: pass `--docs PATH` or add `\"documents\": {\"paths\": […]}` to the crew file".to_string()
+        });
+    let hint = docs_hint
+        .or_else(|| troupe_crew::diag::did_you_mean(bad, names.iter().copied()))
+        .unwrap_or_else(|| {
+            format!(
+                "tools available: {}; plugins add more",
+                troupe_crew::diag::list(&names)
+            )
+        });
     crew.source.diagnostic(
         &at,
         Target::Value,
@@ -376,8 +433,15 @@ impl Coordinator<'_> {
         loop {
             if stop.is_none() {
                 for i in 0..self.crew.tasks.len() {
-                    if running.len() >= max_running {
-                        break;
+                    // Instances of one `for_each` task are independent: they run together even
+                    // in a sequential crew.
+                    let same_group = self.crew.tasks[i].group.is_some()
+                        && self.records.iter().enumerate().all(|(j, r)| {
+                            r.status != TaskStatus::Running
+                                || self.crew.tasks[j].group == self.crew.tasks[i].group
+                        });
+                    if running.len() >= max_running && !same_group {
+                        continue;
                     }
                     if self.ready(i) {
                         self.start(i, &mut running);

@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use troupe_crew::{Crew, Task};
+use troupe_crew::{Crew, Task, template};
+use troupe_docs::{Corpus, estimate_tokens};
 use troupe_llm::Message;
 
 use crate::agent::AgentHandle;
+use crate::budget;
 use crate::events::{EventKind, Events};
 use crate::executor::{Job, JobOutcome, JobStatus};
 use crate::prompt::{self, ContextItem};
@@ -28,6 +30,8 @@ pub(crate) struct RunCtx {
     pub agents: HashMap<String, AgentHandle>,
     pub manager: Option<AgentHandle>,
     pub delegations: AtomicU32,
+    /// The run's documents: `docs.*` tools, per-document tasks, citation checks.
+    pub corpus: Option<Arc<Corpus>>,
 }
 
 pub(crate) type Progress = Arc<Mutex<TaskRecord>>;
@@ -46,9 +50,12 @@ pub(crate) async fn drive(run: Arc<RunCtx>, idx: usize, progress: Progress) -> T
     let cancel = run.cancel.child_token();
     // Dropping this driver (timeout, run stop) cancels every job it started.
     let _guard = cancel.clone().drop_guard();
+    let task = &run.crew.tasks[idx];
+    let shown = shown_task(task);
     let d = Driver {
         run: &run,
-        task: &run.crew.tasks[idx],
+        task,
+        shown,
         idx,
         progress: &progress,
         cancel,
@@ -75,9 +82,28 @@ enum End {
     Cancelled,
 }
 
+/// The task as reviewers and managers see it: a per-document task names its document instead
+/// of carrying its text.
+fn shown_task(task: &Task) -> Task {
+    let Some(doc) = &task.document else {
+        return task.clone();
+    };
+    let fill = |text: &str| {
+        template::fill_slots(text, |name| match name {
+            "document_text" => Some(format!("(the text of `{doc}`, given to the author)")),
+            _ => Some(doc.clone()),
+        })
+    };
+    let mut shown = task.clone();
+    shown.description = fill(&task.description);
+    shown.expected_output = task.expected_output.as_deref().map(fill);
+    shown
+}
+
 struct Driver<'a> {
     run: &'a RunCtx,
     task: &'a Task,
+    shown: Task,
     idx: usize,
     progress: &'a Progress,
     cancel: CancellationToken,
@@ -110,6 +136,12 @@ impl Driver<'_> {
             output_schema: schema,
             limits,
             cancel: self.cancel.clone(),
+            // Only the author's answers carry the task's citations.
+            citations: if author {
+                self.run.corpus.clone()
+            } else {
+                None
+            },
         }
     }
 
@@ -189,24 +221,125 @@ impl Driver<'_> {
                 )
             })
             .collect();
-        let items: Vec<ContextItem<'_>> = context
-            .iter()
-            .map(|(task, agent, output, note)| ContextItem {
-                task,
-                agent,
-                output,
-                note: note.as_deref(),
-            })
-            .collect();
-        let messages = vec![
-            self.persona(agent),
-            Message::user(prompt::task(self.task, &items, instructions)),
-        ];
+        let prompt = self.fit_prompt(agent, context, instructions)?;
+        let messages = vec![self.persona(agent), Message::user(prompt)];
         update(self.progress, |r| r.attempts += 1);
-        let job = self.job(agent, messages, self.task.output_schema.clone());
+        let job = self.job(agent, messages, self.output_schema());
         let outcome = self.handle(agent)?.assign(job).await;
         self.absorb(&outcome)?;
         Ok(outcome)
+    }
+
+    /// The task's output schema; in a per-document task, `chunk` fields may only name that
+    /// document's chunks.
+    fn output_schema(&self) -> Option<Value> {
+        let schema = self.task.output_schema.as_ref()?;
+        let ids: Option<Vec<String>> = match (&self.task.document, &self.run.corpus) {
+            (Some(id), Some(corpus)) => corpus
+                .document(id)
+                .map(|d| corpus.chunks_of(d).iter().map(|c| c.id.clone()).collect()),
+            _ => None,
+        };
+        Some(match ids {
+            Some(ids) => crate::citations::constrain_chunk_ids(schema, &ids),
+            None => schema.clone(),
+        })
+    }
+
+    /// The task prompt, cut to the agent's context window: a per-document task gets its
+    /// document's chunks (the least relevant left out when they do not all fit); outputs of
+    /// earlier tasks share what room is left. Each cut is a `context_cut` event.
+    fn fit_prompt(
+        &self,
+        agent: &str,
+        mut context: Vec<(String, String, String, Option<String>)>,
+        instructions: Option<&str>,
+    ) -> Result<String, End> {
+        let render = |task: &Task, context: &[(String, String, String, Option<String>)]| {
+            let items: Vec<ContextItem<'_>> = context
+                .iter()
+                .map(|(task, agent, output, note)| ContextItem {
+                    task,
+                    agent,
+                    output,
+                    note: note.as_deref(),
+                })
+                .collect();
+            prompt::task(task, &items, instructions)
+        };
+        let handle = self.handle(agent)?;
+        let room =
+            (handle.window as usize).saturating_sub(handle.fixed_tokens + handle.reserve + 16);
+        let mut task = self.task.clone();
+        let mut dropped_chunks = Vec::new();
+        let doc = match (&self.task.document, &self.run.corpus) {
+            (Some(id), Some(corpus)) => corpus.document(id).map(|d| (corpus, d)),
+            _ => None,
+        };
+        let mut before = 0;
+        if let Some((corpus, doc)) = doc {
+            let title = doc.title.clone().unwrap_or_else(|| doc.id.clone());
+            let fill = |text: &str, doc_text: &str| {
+                template::fill_slots(text, |name| match name {
+                    "document" => Some(doc.id.clone()),
+                    "document_title" => Some(title.clone()),
+                    _ => Some(doc_text.to_string()),
+                })
+            };
+            let mut bare = self.task.clone();
+            bare.description = fill(&self.task.description, "");
+            bare.expected_output = self.task.expected_output.as_deref().map(|e| fill(e, ""));
+            let base = estimate_tokens(&render(&bare, &context));
+            let query = format!(
+                "{} {}",
+                bare.description,
+                bare.expected_output.as_deref().unwrap_or_default()
+            );
+            let full = budget::document_text(corpus, doc, usize::MAX, &query);
+            before = base + full.tokens;
+            let text = if before <= room {
+                full
+            } else {
+                budget::document_text(corpus, doc, room.saturating_sub(base), &query)
+            };
+            dropped_chunks = text.dropped;
+            task.description = fill(&self.task.description, &text.text);
+            task.expected_output = self
+                .task
+                .expected_output
+                .as_deref()
+                .map(|e| fill(e, &text.text));
+        }
+        let mut prompt = render(&task, &context);
+        let mut tokens = estimate_tokens(&prompt);
+        before = before.max(tokens);
+        let mut truncated = Vec::new();
+        if tokens > room && !context.is_empty() {
+            let context_tokens: usize = context.iter().map(|c| estimate_tokens(&c.2)).sum();
+            let others = tokens.saturating_sub(context_tokens);
+            let mut outputs: Vec<String> = context.iter().map(|c| c.2.clone()).collect();
+            for i in budget::share(&mut outputs, room.saturating_sub(others)) {
+                truncated.push(context[i].0.clone());
+            }
+            for (c, o) in context.iter_mut().zip(outputs) {
+                c.2 = o;
+            }
+            prompt = render(&task, &context);
+            tokens = estimate_tokens(&prompt);
+        }
+        if !dropped_chunks.is_empty() || !truncated.is_empty() {
+            self.events().emit(EventKind::ContextCut {
+                task: self.task.id.clone(),
+                agent: agent.to_string(),
+                window: handle.window,
+                tokens_before: before + handle.fixed_tokens,
+                tokens_after: tokens + handle.fixed_tokens,
+                dropped_chunks,
+                truncated_context: truncated,
+                dropped_tool_results: 0,
+            });
+        }
+        Ok(prompt)
     }
 
     /// Review rounds: the reviewer approves or asks for a revision; the author revises.
@@ -220,7 +353,7 @@ impl Driver<'_> {
             let messages = vec![
                 self.persona(&review.by),
                 Message::user(prompt::review(
-                    self.task,
+                    &self.shown,
                     &current,
                     review.criteria.as_deref(),
                     round,
@@ -274,7 +407,7 @@ impl Driver<'_> {
             let mut messages = outcome.messages.clone();
             messages.push(Message::user(prompt::revise(&feedback)));
             update(self.progress, |r| r.attempts += 1);
-            let job = self.job(author, messages, self.task.output_schema.clone());
+            let job = self.job(author, messages, self.output_schema());
             let revised = self.handle(author)?.assign(job).await;
             self.absorb(&revised)?;
             outcome = revised;
@@ -314,7 +447,7 @@ impl Driver<'_> {
         let messages = vec![
             self.persona(&manager.id),
             Message::user(prompt::delegate(
-                self.task,
+                &self.shown,
                 &candidates,
                 previous.map(|(a, f)| (a.as_str(), f.as_str())),
             )),
@@ -362,7 +495,7 @@ impl Driver<'_> {
         let output = outcome.output.clone().unwrap_or_default();
         let messages = vec![
             self.persona(&manager.id),
-            Message::user(prompt::assess(self.task, agent, &output)),
+            Message::user(prompt::assess(&self.shown, agent, &output)),
         ];
         let verdict = manager
             .assign(self.job(&manager.id, messages, Some(prompt::assess_schema())))

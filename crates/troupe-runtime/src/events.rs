@@ -31,9 +31,42 @@ pub enum EventKind {
         agents: usize,
         out_dir: String,
     },
+    /// The run's documents were read, chunked and indexed.
+    DocumentsLoaded {
+        documents: usize,
+        chunks: usize,
+        tokens: usize,
+        duration_ms: u64,
+        /// Files left out (`on_unreadable: skip`), each with why.
+        skipped: Vec<String>,
+    },
     TaskStarted {
         task: String,
         agent: String,
+    },
+    /// A prompt was cut to fit the model's context window (`llm.context_window`).
+    ContextCut {
+        task: String,
+        agent: String,
+        window: u32,
+        tokens_before: usize,
+        tokens_after: usize,
+        /// Document chunks left out, least relevant first.
+        dropped_chunks: Vec<String>,
+        /// Outputs of earlier tasks that were shortened.
+        truncated_context: Vec<String>,
+        /// Earlier tool results removed from the conversation.
+        dropped_tool_results: usize,
+    },
+    /// The citations of an answer were checked against the documents.
+    CitationsChecked {
+        task: String,
+        agent: String,
+        attempt: u32,
+        total: usize,
+        verified: usize,
+        /// What is wrong with each failed citation.
+        failed: Vec<String>,
     },
     /// A manager handed a task to an agent (hierarchical process).
     TaskDelegated {

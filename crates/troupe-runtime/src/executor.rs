@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use troupe_crew::{Agent, RepeatPolicy, TaskLimits};
 use troupe_llm::{ChatModel, ChatRequest, Message, OutputFormat};
 
+use crate::budget;
+use crate::citations;
 use crate::events::{EventKind, Events, ms, preview};
 use crate::ledger::Ledger;
 use crate::output;
@@ -28,6 +30,8 @@ pub struct AgentCtx {
     pub tools: Toolset,
     pub events: Events,
     pub ledger: Arc<Ledger>,
+    /// The agent's context window in tokens (see [`budget::window`]).
+    pub window: u32,
 }
 
 /// A unit of work for an agent: a conversation to continue until a final answer.
@@ -42,6 +46,9 @@ pub struct Job {
     pub limits: TaskLimits,
     /// Cancelled when the task times out, the run stops, or the job's owner goes away.
     pub cancel: CancellationToken,
+    /// When set, the citations in the final answer are checked against these documents; failures
+    /// go back to the agent (bounded by `max_output_retries`).
+    pub citations: Option<Arc<troupe_docs::Corpus>>,
 }
 
 /// How a job ended.
@@ -116,6 +123,8 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
     });
     let mut repeats: HashMap<(String, String), u32> = HashMap::new();
     let mut output_retries = 0;
+    let mut citation_rounds = 0;
+    let reserve = budget::answer_reserve(agent, ctx.window);
     let max = job.limits.max_iterations;
 
     for iteration in 1..=max {
@@ -138,6 +147,10 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                 "tools withdrawn; the agent was asked for its final answer",
             );
             st.messages.push(Message::user(prompt::FINAL_ANSWER_NOW));
+        }
+        let tools_now = if final_turn { &[][..] } else { &tool_specs[..] };
+        if let Err(status) = fit_window(ctx, job, &mut st.messages, tools_now, reserve) {
+            return (status, None);
         }
         let remaining = u32::try_from(ctx.ledger.remaining_tokens()).unwrap_or(u32::MAX);
         let request = ChatRequest {
@@ -300,7 +313,13 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                 .and_then(|v| output::check(schema, &v).map(|()| v));
             match checked {
                 Ok(v) => {
-                    st.last_text = Some(serde_json::to_string_pretty(&v).unwrap_or(text));
+                    let pretty = serde_json::to_string_pretty(&v).unwrap_or(text);
+                    st.last_text = Some(pretty.clone());
+                    if !final_turn
+                        && cite_again(ctx, job, st, &pretty, Some(&v), &mut citation_rounds)
+                    {
+                        continue;
+                    }
                     return if final_turn {
                         (JobStatus::LimitReached("max_iterations".into()), Some(v))
                     } else {
@@ -345,6 +364,9 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
             ));
             continue;
         }
+        if !final_turn && cite_again(ctx, job, st, &text, None, &mut citation_rounds) {
+            continue;
+        }
         return if final_turn {
             (JobStatus::LimitReached("max_iterations".into()), None)
         } else {
@@ -361,6 +383,125 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
     }
     (JobStatus::LimitReached("max_iterations".into()), None)
 }
+
+/// Checks the answer's citations; `true` when some failed and the agent was asked to fix them.
+/// After `max_output_retries` rounds the answer is accepted as it is: its failed citations are
+/// marked in the report.
+fn cite_again(
+    ctx: &AgentCtx,
+    job: &Job,
+    st: &mut JobState,
+    text: &str,
+    value: Option<&Value>,
+    rounds: &mut u32,
+) -> bool {
+    let Some(corpus) = &job.citations else {
+        return false;
+    };
+    let found = citations::find(corpus, text, value);
+    if found.is_empty() {
+        return false;
+    }
+    *rounds += 1;
+    let failed: Vec<&citations::Citation> =
+        found.iter().filter(|c| !c.check.is_verified()).collect();
+    ctx.events.emit(EventKind::CitationsChecked {
+        task: job.task_id.clone(),
+        agent: ctx.agent.id.clone(),
+        attempt: *rounds,
+        total: found.len(),
+        verified: found.len() - failed.len(),
+        failed: failed.iter().filter_map(|c| c.problem()).collect(),
+    });
+    if failed.is_empty() {
+        return false;
+    }
+    if *rounds > job.limits.max_output_retries {
+        ctx.events.emit(EventKind::LimitHit {
+            task: Some(job.task_id.clone()),
+            agent: Some(ctx.agent.id.clone()),
+            limit: "max_output_retries".into(),
+            value: job.limits.max_output_retries.to_string(),
+            key: "limits.max_output_retries".into(),
+            action: format!(
+                "answer accepted with {} unverified citation(s), marked in the report",
+                failed.len()
+            ),
+        });
+        return false;
+    }
+    st.messages
+        .push(Message::user(citations::feedback(&failed, found.len())));
+    true
+}
+
+/// Makes the conversation fit the window with room for the answer: earlier tool results are
+/// replaced by a note, oldest first (the latest stays). `Err` when even that is not enough: the
+/// request is never sent over the window.
+fn fit_window(
+    ctx: &AgentCtx,
+    job: &Job,
+    messages: &mut [Message],
+    tools: &[troupe_llm::ToolSpec],
+    reserve: usize,
+) -> Result<(), JobStatus> {
+    let window = ctx.window as usize;
+    let before = budget::request_tokens(messages, tools);
+    if before + reserve <= window {
+        return Ok(());
+    }
+    let last_tool = messages
+        .iter()
+        .rposition(|m| matches!(m, Message::Tool { .. }));
+    let mut dropped = 0;
+    let mut now = before;
+    for (i, m) in messages.iter_mut().enumerate() {
+        if now + reserve <= window {
+            break;
+        }
+        if let Message::Tool { content, .. } = m
+            && Some(i) != last_tool
+            && !content.starts_with(DROPPED_RESULT)
+        {
+            let old = budget::message_tokens(&Message::user(content.as_str()));
+            *content = DROPPED_RESULT.to_string();
+            now = now + budget::message_tokens(&Message::user(DROPPED_RESULT)) - old;
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        ctx.events.emit(EventKind::ContextCut {
+            task: job.task_id.clone(),
+            agent: ctx.agent.id.clone(),
+            window: ctx.window,
+            tokens_before: before,
+            tokens_after: now,
+            dropped_chunks: Vec::new(),
+            truncated_context: Vec::new(),
+            dropped_tool_results: dropped,
+        });
+    }
+    if now + reserve <= window {
+        return Ok(());
+    }
+    ctx.events.emit(EventKind::LimitHit {
+        task: Some(job.task_id.clone()),
+        agent: Some(ctx.agent.id.clone()),
+        limit: "context_window".into(),
+        value: ctx.window.to_string(),
+        key: "llm.context_window".into(),
+        action: format!(
+            "task failed: the prompt needs ~{now} tokens + {reserve} for the answer; nothing was sent"
+        ),
+    });
+    Err(JobStatus::Failed(format!(
+        "the prompt (~{now} tokens) and the answer ({reserve}) do not fit the context window of {} tokens",
+        ctx.window
+    )))
+}
+
+const DROPPED_RESULT: &str =
+    "[this tool result was removed to fit the context window; call the tool again if you need it]";
 
 /// Arguments with whitespace and key order normalised, so that `{"a":1, "b":2}` and
 /// `{ "b": 2, "a": 1 }` count as the same call.

@@ -13,25 +13,36 @@
 //! - [`prompt`]: every prompt the runtime sends;
 //! - [`output`]: structured outputs (JSON extraction, schema check);
 //! - [`tool`] and [`builtin`]: the tool trait, registry and the built-in tools;
+//! - [`docs_tools`]: `docs.list`, `docs.search`, `docs.read` over the run's documents;
+//! - [`fanout`]: `for_each` tasks become one instance per document;
+//! - [`budget`]: the context window — token estimates, cutting prompts to fit;
+//! - [`citations`] and [`report`]: citations found and checked, `report.md` / `report.json`;
 //! - [`models`]: which model serves an agent;
 //! - [`ledger`]: tokens, calls, cost, budgets;
 //! - [`record`]: `run.json` and task outputs on disk;
 //! - [`events`]: what happened, in order.
 
 pub mod agent;
+pub mod budget;
 pub mod builtin;
+pub mod citations;
 pub mod coordinator;
+pub mod docs_tools;
 mod driver;
 pub mod events;
 pub mod executor;
+pub mod fanout;
 pub mod ledger;
 pub mod models;
 pub mod output;
 pub mod prompt;
 pub mod record;
+pub mod report;
 pub mod tool;
 
-pub use coordinator::{EventSink, RunError, RunOptions, RunReport, RunStatus, check_tools, run};
+pub use coordinator::{
+    EventSink, RunDocuments, RunError, RunOptions, RunReport, RunStatus, check_tools, run,
+};
 pub use events::{Event, EventKind};
 pub use tool::{Tool, ToolError, ToolRegistry};
 

@@ -17,6 +17,9 @@ pub trait ModelFactory: Send + Sync {
 /// The environment variable that overrides the default API base URL.
 pub const OPENAI_BASE_URL: &str = "OPENAI_BASE_URL";
 
+/// The environment variable naming the API model for crews that set no `llm.model`.
+pub const OPENAI_MODEL: &str = "OPENAI_MODEL";
+
 /// Looks up an environment variable.
 type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
@@ -89,13 +92,25 @@ impl ModelFactory for ProviderFactory {
         if self.provider_for(llm) == "local" {
             return self.local(llm);
         }
-        if llm.model.is_empty() {
-            return Err(LlmError::Config {
-                message: "no model is set for the OpenAI-compatible endpoint".into(),
-                hint: "set `llm.model`, e.g. `\"gpt-4o-mini\"` (for Ollama: the model's tag)"
-                    .into(),
-            });
-        }
+        // A crew written for the embedded model names none: `OPENAI_MODEL` picks the API's.
+        let env_model;
+        let llm = if llm.model.is_empty() {
+            let Some(model) = (self.env)(OPENAI_MODEL) else {
+                return Err(LlmError::Config {
+                    message: "no model is set for the OpenAI-compatible endpoint".into(),
+                    hint: format!(
+                        "set `llm.model`, e.g. `\"gpt-4o-mini\"` (for Ollama: the model's tag), or export {OPENAI_MODEL}"
+                    ),
+                });
+            };
+            env_model = LlmSettings {
+                model,
+                ..llm.clone()
+            };
+            &env_model
+        } else {
+            llm
+        };
         let base_url = llm
             .base_url
             .clone()

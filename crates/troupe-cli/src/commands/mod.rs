@@ -3,9 +3,14 @@ pub mod schema;
 pub mod validate;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
+use anyhow::anyhow;
 use troupe_crew::{Crew, LoadError};
+use troupe_docs::{ChunkOptions, Corpus, DocError, LoadOptions};
+use troupe_runtime::RunDocuments;
 
 use crate::exit::Failure;
 
@@ -14,4 +19,44 @@ pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, Fail
     troupe_crew::load(path, inputs).map_err(|e| match e {
         LoadError::Io { .. } | LoadError::Invalid(_) => Failure::user(e),
     })
+}
+
+/// The run's documents: `--docs` (relative to the current directory) or the crew file's
+/// `documents.paths` (relative to the crew file). None when neither names any.
+pub fn load_documents(
+    docs: &[String],
+    skip_unreadable: bool,
+    crew: &Crew,
+) -> Result<Option<RunDocuments>, Failure> {
+    let settings = crew.documents.clone().unwrap_or_default();
+    let (specs, base) = if docs.is_empty() {
+        (settings.paths.clone(), crew.dir.clone())
+    } else {
+        (docs.to_vec(), PathBuf::from("."))
+    };
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let load = LoadOptions {
+        skip_unreadable: skip_unreadable
+            || settings.on_unreadable == troupe_crew::OnUnreadable::Skip,
+    };
+    let chunks = ChunkOptions {
+        tokens: settings.chunk_tokens as usize,
+        overlap: settings.chunk_overlap as usize,
+    };
+    let (corpus, report) = Corpus::load(&specs, &base, &load, chunks).map_err(|e| {
+        let hint = if matches!(e, DocError::Unreadable(_)) {
+            "\n  hint: fix or remove these files, or pass --skip-unreadable (crew file: \"documents\": {\"on_unreadable\": \"skip\"}) to go on without them"
+        } else {
+            ""
+        };
+        Failure::user(anyhow!("documents: {e}{hint}"))
+    })?;
+    Ok(Some(RunDocuments {
+        corpus: Arc::new(corpus),
+        skipped: report.skipped.iter().map(ToString::to_string).collect(),
+        load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }))
 }

@@ -23,12 +23,14 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))?;
+    let documents = super::load_documents(&args.docs, args.skip_unreadable, &crew)?;
     let mut renderer = Renderer::new(args.quiet, args.events);
     let opts = RunOptions {
         out_dir: out,
         models: Arc::new(ProviderFactory::from_env()),
         tools: troupe_runtime::default_tools(),
         on_event: Some(Box::new(move |e| renderer.event(e))),
+        documents,
     };
     let report = runtime.block_on(troupe_runtime::run(crew, opts, ctrl_c()));
     let report = match report {
@@ -99,10 +101,19 @@ fn summary(report: &troupe_runtime::RunReport) {
         .flat_map(|t| t.files.iter())
         .map(String::as_str)
         .collect();
+    let report_files = if report.out_dir.join("report.json").exists() {
+        "report.md, report.json, "
+    } else {
+        ""
+    };
     s.push_str(&format!(
-        "\n  outputs in {}: {}run.json, events.jsonl",
+        "\n  outputs in {}: {}{report_files}run.json, events.jsonl",
         report.out_dir.display(),
-        files.iter().map(|f| format!("{f}, ")).collect::<String>()
+        files
+            .iter()
+            .filter(|f| report_files.is_empty() || *f != &"report.md")
+            .map(|f| format!("{f}, "))
+            .collect::<String>()
     ));
     for t in r.tasks.iter().filter(|t| t.status.as_str() != "completed") {
         s.push_str(&format!(

@@ -1,6 +1,9 @@
 //! `troupe validate`: every problem of a crew file, or a summary of what it will run.
 
+use std::sync::Arc;
+
 use troupe_crew::Diagnostics;
+use troupe_docs::{ChunkOptions, Corpus};
 
 use crate::cli::ValidateArgs;
 use crate::exit::{Failure, OK};
@@ -9,13 +12,33 @@ use crate::exit::{Failure, OK};
 pub fn run(args: ValidateArgs) -> Result<u8, Failure> {
     let inputs = crate::inputs::collect(&args.inputs)?;
     let crew = super::load(&args.crew, &inputs)?;
+    // The crew's documents are read as a run would read them, so that unreadable files show
+    // up here too.
+    let documents = super::load_documents(&[], false, &crew)?;
     // Tools are known only to the runtime: check them here too, so `validate` catches them.
-    let problems = troupe_runtime::check_tools(&crew, &troupe_runtime::default_tools());
+    // The `docs.*` tools exist in every run with documents, which `--docs` may add at run time.
+    let mut tools = troupe_runtime::default_tools();
+    let corpus = match &documents {
+        Some(d) => d.corpus.clone(),
+        None => Arc::new(
+            Corpus::from_texts(Vec::new(), ChunkOptions::default())
+                .map_err(|e| Failure::internal(anyhow::anyhow!("{e}")))?,
+        ),
+    };
+    troupe_runtime::docs_tools::register(&mut tools, &corpus);
+    let problems = troupe_runtime::check_tools(&crew, &tools);
     if !problems.is_empty() {
         return Err(Failure::user(Diagnostics(problems)));
     }
+    let docs = documents.map_or(String::new(), |d| {
+        format!(
+            ", {} document(s) in {} chunk(s)",
+            d.corpus.documents().len(),
+            d.corpus.chunks().len()
+        )
+    });
     println!(
-        "{}: ok — crew `{}`, {} agent(s), {} task(s), {} process",
+        "{}: ok — crew `{}`, {} agent(s), {} task(s), {} process{docs}",
         args.crew.display(),
         crew.name,
         crew.agents.len(),

@@ -16,7 +16,8 @@ pub fn troupe(base_url: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_troupe"));
     c.env_remove("OPENAI_API_KEY")
         .env("OPENAI_BASE_URL", base_url)
-        .env("OPENAI_API_KEY", "sk-test");
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENAI_MODEL", "fake-model");
     c
 }
 
