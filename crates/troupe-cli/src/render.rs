@@ -57,7 +57,69 @@ impl Renderer {
             } => format!(
                 "▶ running `{crew}` ({process} · {tasks} task(s) · {agents} agent(s)) → {out_dir}"
             ),
+            EventKind::DocumentsLoaded {
+                documents,
+                chunks,
+                tokens,
+                duration_ms,
+                skipped,
+            } => {
+                let mut s = format!(
+                    "  ▤ {documents} document(s) read: {chunks} chunks, ~{tokens} tokens, indexed in {duration_ms} ms"
+                );
+                for k in skipped {
+                    s.push_str(&format!("\n  ! skipped {}", first_line(k)));
+                }
+                s
+            }
             EventKind::TaskStarted { task, agent } => format!("  ▸ [{task}] {agent} started"),
+            EventKind::ContextCut {
+                task,
+                window,
+                tokens_before,
+                tokens_after,
+                dropped_chunks,
+                truncated_context,
+                dropped_tool_results,
+                ..
+            } => {
+                let mut what = Vec::new();
+                if !dropped_chunks.is_empty() {
+                    what.push(format!(
+                        "{} least relevant chunk(s) left out",
+                        dropped_chunks.len()
+                    ));
+                }
+                if !truncated_context.is_empty() {
+                    what.push(format!(
+                        "{} context output(s) shortened",
+                        truncated_context.len()
+                    ));
+                }
+                if *dropped_tool_results > 0 {
+                    what.push(format!("{dropped_tool_results} old tool result(s) removed"));
+                }
+                format!(
+                    "    ✂ [{task}] prompt cut to the {window}-token window (~{tokens_before} → ~{tokens_after} tokens): {} (set with `llm.context_window`)",
+                    what.join(", ")
+                )
+            }
+            EventKind::CitationsChecked {
+                task,
+                total,
+                verified,
+                failed,
+                ..
+            } => {
+                if failed.is_empty() {
+                    format!("    ✓ [{task}] {verified}/{total} citation(s) verified")
+                } else {
+                    format!(
+                        "    ✗ [{task}] {verified}/{total} citation(s) verified; sent back: {}",
+                        first_line(&failed[0])
+                    )
+                }
+            }
             EventKind::TaskDelegated {
                 task, agent, by, ..
             } => format!("  ⇢ [{task}] {by} delegated it to {agent}"),

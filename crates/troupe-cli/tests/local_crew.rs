@@ -32,28 +32,59 @@ fn document_review_runs_offline_on_the_embedded_model() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let doc = repo().join("examples/documents/BSD-3-Clause.txt");
+    let doc = repo().join("examples/documents/licenses/BSD-3-Clause.txt");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .arg("run")
         .arg(repo().join("crews/document-review.json"))
-        .arg("--input-file")
-        .arg(format!("document={}", doc.display()))
-        .args(["--input", "document_name=the BSD 3-Clause licence", "--out"])
+        .arg("--docs")
+        .arg(&doc)
+        .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    // Structured findings that satisfy the crew's schema, and a non-empty report.
+    // Structured findings that satisfy the crew's schema; on the embedded model every quote is
+    // words of the document (the grammar allows nothing else) and every chunk id exists.
     let crew = read_json(&repo().join("crews/document-review.json"));
     let schema = &crew["tasks"][0]["output_schema"];
-    let findings = read_json(&out.join("findings.json"));
+    let findings = read_json(&out.join("findings.BSD-3-Clause.txt.json"));
     let validator = jsonschema::validator_for(schema).unwrap();
     assert!(validator.is_valid(&findings), "{findings:#}");
+    let source = std::fs::read_to_string(&doc).unwrap();
+    let flat = source.split_whitespace().collect::<Vec<_>>().join(" ");
+    for f in findings["findings"].as_array().unwrap() {
+        let quote = f["quote"].as_str().unwrap();
+        assert!(flat.contains(quote), "not in the document: {quote}");
+        assert!(
+            f["chunk"]
+                .as_str()
+                .unwrap()
+                .starts_with("BSD-3-Clause.txt:")
+        );
+    }
+    // The report: the writer's text, the findings with numbered citations, checked sources.
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(report.trim().len() > 20, "{report}");
+    assert!(report.starts_with("# document-review\n"), "{report}");
+    assert!(report.contains("## Sources\n\n1. "), "{report}");
+    // Every citation of the findings is verified: chunk and quote were chosen by the grammar.
+    let report_json = read_json(&out.join("report.json"));
+    let from_findings: Vec<&serde_json::Value> = report_json["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cited_by"][0] == "extract[BSD-3-Clause.txt]")
+        .collect();
+    assert!(!from_findings.is_empty(), "{report_json:#}");
+    for c in from_findings {
+        assert_eq!(c["check"]["status"], "verified", "{c:#}");
+        assert!(
+            report.contains(&format!("{}. BSD-3-Clause.txt, line", c["n"])),
+            "{report}"
+        );
+    }
 
     let run = read_json(&out.join("run.json"));
     assert_eq!(run["status"], "completed");

@@ -129,20 +129,22 @@ impl Corpus {
         if parts.is_empty() {
             return CitationCheck::EmptyQuote;
         }
+        let normalised = self.normalised_chunks();
         let found_elsewhere = || {
-            self.chunks()
+            normalised
                 .iter()
-                .find(|c| contains_in_order(&normalise(self.chunk_text(c)), &parts))
-                .map(|c| c.id.clone())
+                .position(|text| contains_in_order(text, &parts))
+                .map(|i| self.chunks()[i].id.clone())
         };
-        match self.chunk(chunk_id) {
+        match self.position(chunk_id) {
             None => CitationCheck::UnknownChunk {
                 found_in: found_elsewhere(),
             },
-            Some(chunk) => {
+            Some(at) => {
+                let chunk = &self.chunks()[at];
                 let document = self.document_of(chunk).id.clone();
                 let lines = self.location(chunk);
-                if contains_in_order(&normalise(self.chunk_text(chunk)), &parts) {
+                if contains_in_order(&normalised[at], &parts) {
                     CitationCheck::Verified { document, lines }
                 } else {
                     CitationCheck::NotInChunk {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -72,6 +73,8 @@ pub struct Corpus {
     by_doc_id: HashMap<String, usize>,
     index: SearchIndex,
     options: ChunkOptions,
+    /// Each chunk's text as citation checks compare it, made on first use.
+    normalised: OnceLock<Vec<String>>,
 }
 
 impl std::fmt::Debug for Corpus {
@@ -193,6 +196,7 @@ impl Corpus {
             by_doc_id,
             index,
             options,
+            normalised: OnceLock::new(),
         })
     }
 
@@ -214,6 +218,21 @@ impl Corpus {
 
     pub fn chunk(&self, id: &str) -> Option<&Chunk> {
         self.by_chunk_id.get(id.trim()).map(|&i| &self.chunks[i])
+    }
+
+    /// Every chunk's text normalised for citation checks (see [`crate::normalise`]), by position.
+    pub(crate) fn normalised_chunks(&self) -> &[String] {
+        self.normalised.get_or_init(|| {
+            self.chunks
+                .iter()
+                .map(|c| crate::cite::normalise(self.chunk_text(c)))
+                .collect()
+        })
+    }
+
+    /// Position of a chunk in [`Corpus::chunks`].
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
+        self.by_chunk_id.get(id.trim()).copied()
     }
 
     pub fn chunk_text(&self, chunk: &Chunk) -> &str {

@@ -33,7 +33,7 @@ fn main() {
     };
     let long_text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples/documents/BSD-3-Clause.txt"),
+            .join("../../examples/documents/licenses/BSD-3-Clause.txt"),
     )
     .unwrap()
     .repeat(3);

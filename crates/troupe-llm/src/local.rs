@@ -192,6 +192,10 @@ impl ChatModel for LocalModel {
     fn context_window(&self) -> Option<u32> {
         Some(self.context_window)
     }
+
+    fn constrained_decoding(&self) -> bool {
+        true
+    }
 }
 
 /// The model thread: load, report readiness, then answer requests in order until every sender is

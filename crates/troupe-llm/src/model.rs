@@ -23,4 +23,11 @@ pub trait ChatModel: Send + Sync {
     fn context_window(&self) -> Option<u32> {
         None
     }
+
+    /// Whether output schemas are enforced token by token (a grammar), so that a large `enum`
+    /// costs nothing and guarantees the value: the runtime then narrows quotes to the document's
+    /// own sentences.
+    fn constrained_decoding(&self) -> bool {
+        false
+    }
 }

@@ -30,6 +30,8 @@ pub struct AgentHandle {
     pub window: u32,
     pub fixed_tokens: usize,
     pub reserve: usize,
+    /// The model enforces output schemas with a grammar ([`troupe_llm::ChatModel::constrained_decoding`]).
+    pub constrained: bool,
     tx: mpsc::Sender<Msg>,
 }
 
@@ -44,12 +46,14 @@ impl AgentHandle {
                 &ctx.agent,
             )));
         let reserve = crate::budget::answer_reserve(&ctx.agent, window);
+        let constrained = ctx.model.constrained_decoding();
         tracker.spawn(run(ctx, rx, tracker.clone(), stop));
         Self {
             id,
             window,
             fixed_tokens,
             reserve,
+            constrained,
             tx,
         }
     }

@@ -181,6 +181,142 @@ fn constrain(v: &mut Value, ids: &[String]) {
     }
 }
 
+/// `schema` with every object that has a plain-string `chunk` and `quote` turned into a choice,
+/// one branch per chunk of the document: `chunk` is that chunk's id and `quote` one of its
+/// passages (sentences, or clauses of long ones, within the quote's `maxLength`). For a model
+/// with grammar-constrained decoding every citation is then words of the chunk it names.
+pub fn constrain_quotes(schema: &Value, chunks: &[(String, &str)]) -> Value {
+    let mut schema = schema.clone();
+    constrain_pairs(&mut schema, chunks);
+    schema
+}
+
+fn is_plain_string(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_object).is_some_and(|o| {
+        o.get("type").and_then(Value::as_str) == Some("string")
+            && !o.contains_key("enum")
+            && !o.contains_key("const")
+    })
+}
+
+fn constrain_pairs(v: &mut Value, chunks: &[(String, &str)]) {
+    match v {
+        Value::Object(m) => {
+            for x in m.values_mut() {
+                constrain_pairs(x, chunks);
+            }
+            let props = m.get("properties").and_then(Value::as_object);
+            if !props
+                .is_some_and(|p| is_plain_string(p.get("chunk")) && is_plain_string(p.get("quote")))
+            {
+                return;
+            }
+            let max = props
+                .and_then(|p| p["quote"].get("maxLength"))
+                .and_then(Value::as_u64)
+                .map_or(usize::MAX, |m| m as usize);
+            let mut branches = Vec::new();
+            let mut offered = 0;
+            for (id, text) in chunks {
+                let list = passages(text, max);
+                if list.is_empty() || offered + list.len() > MAX_PASSAGES {
+                    continue;
+                }
+                offered += list.len();
+                let mut branch = m.clone();
+                if let Some(Value::Object(p)) = branch.get_mut("properties") {
+                    p.insert("chunk".into(), serde_json::json!({"const": id}));
+                    p.insert("quote".into(), serde_json::json!({"enum": list}));
+                }
+                branches.push(Value::Object(branch));
+            }
+            if !branches.is_empty() {
+                *v = serde_json::json!({ "anyOf": branches });
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| constrain_pairs(x, chunks)),
+        _ => {}
+    }
+}
+
+/// At most this many passages are offered (grammar size).
+const MAX_PASSAGES: usize = 800;
+
+/// Sentences of `text` (whitespace collapsed) of at least three words, split into clauses and
+/// regrouped when longer than `max` characters.
+pub fn passages(text: &str, max: usize) -> Vec<String> {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |s: &str| {
+        let s = s.trim();
+        if s.split_whitespace().count() >= 3
+            && s.chars().count() <= max
+            && !out.iter().any(|o| o == s)
+            && out.len() < MAX_PASSAGES
+        {
+            out.push(s.to_string());
+        }
+    };
+    for sentence in split_keep(&flat, &[". ", "; ", ": ", "? ", "! "]) {
+        for piece in pieces(sentence, max) {
+            push(piece);
+        }
+    }
+    out
+}
+
+/// `sentence` cut into consecutive pieces of at most `max` characters, at a clause boundary (after
+/// `,` or `;`) when there is one within reach, else at a word boundary.
+fn pieces(sentence: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = sentence.trim();
+    while rest.chars().count() > max {
+        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+        let mut spaces: Vec<usize> = rest[..limit]
+            .match_indices(' ')
+            .map(|(i, _)| i)
+            .filter(|&i| i > 0)
+            .collect();
+        if rest[limit..].starts_with(' ') {
+            spaces.push(limit);
+        }
+        let cut = spaces
+            .iter()
+            .rev()
+            .find(|&&i| rest[..i].ends_with([',', ';']))
+            .or_else(|| spaces.last())
+            .copied()
+            .unwrap_or(limit);
+        out.push(rest[..cut].trim());
+        rest = rest[cut..].trim_start();
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// `s` cut after each separator, separators kept with the part before (trailing space dropped).
+fn split_keep<'a>(s: &'a str, seps: &[&str]) -> Vec<&'a str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        if let Some(sep) = seps.iter().find(|sep| s[i..].starts_with(**sep)) {
+            let keep = sep.trim_end().len();
+            parts.push(&s[start..i + keep]);
+            i += sep.len();
+            start = i;
+        } else {
+            i += s[i..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    if start < s.len() {
+        parts.push(&s[start..]);
+    }
+    parts
+}
+
 /// The message that sends failed citations back to the agent.
 pub fn feedback(failed: &[&Citation], total: usize) -> String {
     let mut s = format!(
@@ -224,6 +360,71 @@ mod tests {
             out["properties"]["chunk"]["enum"],
             serde_json::json!(["kept"])
         );
+    }
+
+    #[test]
+    fn constrained_citations_pair_each_chunk_with_its_own_passages() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {"findings": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "summary": {"type": "string"},
+                    "chunk": {"type": "string"},
+                    "quote": {"type": "string", "maxLength": 80}
+                },
+                "required": ["summary", "chunk", "quote"],
+                "additionalProperties": false
+            }}},
+            "required": ["findings"]
+        });
+        let chunks = vec![
+            (
+                "d:0-50".to_string(),
+                "The licensee must keep the notice. It may sell copies.",
+            ),
+            (
+                "d:40-90".to_string(),
+                "The licence ends on breach of any condition.",
+            ),
+        ];
+        let constrained = constrain_quotes(&schema, &chunks);
+        let v = jsonschema::validator_for(&constrained).unwrap();
+        let finding = |chunk: &str, quote: &str| serde_json::json!({"findings": [{"summary": "s", "chunk": chunk, "quote": quote}]});
+        assert!(v.is_valid(&finding("d:0-50", "The licensee must keep the notice.")));
+        assert!(v.is_valid(&finding(
+            "d:40-90",
+            "The licence ends on breach of any condition."
+        )));
+        // A real passage under the wrong chunk, or words of no chunk, cannot be produced.
+        assert!(!v.is_valid(&finding("d:40-90", "The licensee must keep the notice.")));
+        assert!(!v.is_valid(&finding("d:0-50", "The licensee may do anything.")));
+    }
+
+    #[test]
+    fn passages_are_sentences_or_clauses_within_the_limit() {
+        let text = "Redistributions of source code must retain the above copyright notice, \
+                    this list of conditions and the following disclaimer.\n  Neither the name \
+                    may be used. Short one. «Ünïcödé» wörds ârë çût ŝäfély évèn whên thé ŝéntéñcé \
+                    ïs löñgér thâñ thé lïmït ôf sïxty çhâràctérs.";
+        let p = passages(text, 60);
+        assert!(p.iter().all(|s| s.chars().count() <= 60), "{p:?}");
+        assert!(
+            p.contains(&"Neither the name may be used.".to_string()),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|s| s.starts_with("Redistributions of source code")),
+            "{p:?}"
+        );
+        assert!(
+            !p.iter().any(|s| s == "Short one."),
+            "fewer than three words: {p:?}"
+        );
+        // Every passage is words of the text.
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(p.iter().all(|s| flat.contains(s.as_str())), "{p:?}");
     }
 
     #[test]

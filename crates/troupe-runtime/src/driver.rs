@@ -224,7 +224,7 @@ impl Driver<'_> {
         let prompt = self.fit_prompt(agent, context, instructions)?;
         let messages = vec![self.persona(agent), Message::user(prompt)];
         update(self.progress, |r| r.attempts += 1);
-        let job = self.job(agent, messages, self.output_schema());
+        let job = self.job(agent, messages, self.output_schema(agent));
         let outcome = self.handle(agent)?.assign(job).await;
         self.absorb(&outcome)?;
         Ok(outcome)
@@ -232,17 +232,29 @@ impl Driver<'_> {
 
     /// The task's output schema; in a per-document task, `chunk` fields may only name that
     /// document's chunks.
-    fn output_schema(&self) -> Option<Value> {
+    /// For a model with grammar-constrained decoding, `quote` fields may only hold sentences of
+    /// that document.
+    fn output_schema(&self, agent: &str) -> Option<Value> {
         let schema = self.task.output_schema.as_ref()?;
-        let ids: Option<Vec<String>> = match (&self.task.document, &self.run.corpus) {
-            (Some(id), Some(corpus)) => corpus
-                .document(id)
-                .map(|d| corpus.chunks_of(d).iter().map(|c| c.id.clone()).collect()),
+        let doc = match (&self.task.document, &self.run.corpus) {
+            (Some(id), Some(corpus)) => corpus.document(id).map(|d| (corpus, d)),
             _ => None,
         };
-        Some(match ids {
-            Some(ids) => crate::citations::constrain_chunk_ids(schema, &ids),
-            None => schema.clone(),
+        let Some((corpus, doc)) = doc else {
+            return Some(schema.clone());
+        };
+        let ids: Vec<String> = corpus.chunks_of(doc).iter().map(|c| c.id.clone()).collect();
+        let schema = crate::citations::constrain_chunk_ids(schema, &ids);
+        let constrained = self.run.agents.get(agent).is_some_and(|h| h.constrained);
+        Some(if constrained {
+            let chunks: Vec<(String, &str)> = corpus
+                .chunks_of(doc)
+                .iter()
+                .map(|c| (c.id.clone(), corpus.chunk_text(c)))
+                .collect();
+            crate::citations::constrain_quotes(self.task.output_schema.as_ref()?, &chunks)
+        } else {
+            schema
         })
     }
 
@@ -407,7 +419,7 @@ impl Driver<'_> {
             let mut messages = outcome.messages.clone();
             messages.push(Message::user(prompt::revise(&feedback)));
             update(self.progress, |r| r.attempts += 1);
-            let job = self.job(author, messages, self.output_schema());
+            let job = self.job(author, messages, self.output_schema(author));
             let revised = self.handle(author)?.assign(job).await;
             self.absorb(&revised)?;
             outcome = revised;
