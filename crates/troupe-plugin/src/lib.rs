@@ -1,0 +1,25 @@
+//! Tool plugins for Troupe: a versioned WIT world (`wit/world.wit`, `troupe:plugin@0.1.0`) and a
+//! sandboxed wasmtime host.
+//!
+//! A plugin is a WebAssembly component of the `tool-plugin` world, or a plain core module that
+//! follows the same world's canonical ABI (it is made a component at load time, with the WASI
+//! adapter when it imports WASI), so every plugin runs on one path. Each call gets a fresh
+//! instance in a fresh store: nothing leaks between calls except through the granted key-value
+//! space. Calls are bounded by a deadline (epoch interruption), a memory cap, an output cap; WASI
+//! grants nothing (no files, no environment, no sockets); host capabilities need grants.
+
+mod error;
+mod host;
+pub mod load;
+mod plugin;
+mod sandbox;
+
+pub use error::PluginError;
+pub use plugin::{CallReport, Description, Plugin, ToolInfo};
+pub use sandbox::{Grants, Limits, LogLine, Services};
+
+/// The WIT package this host implements, and the versions it accepts.
+pub const WORLD: &str = "troupe:plugin/tool-plugin";
+pub const WORLD_VERSION: &str = "0.1.0";
+/// The WIT text, for `troupe plugin new` and the authoring guide.
+pub const WIT: &str = include_str!("../wit/world.wit");

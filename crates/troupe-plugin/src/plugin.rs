@@ -1,0 +1,298 @@
+//! A loaded plugin: compiled once, instantiated fresh for every call in a bounded store.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::error::PluginError;
+use crate::host::ToolPluginPre;
+use crate::load::{self, Kind};
+use crate::sandbox::{Grants, Limits, LogLine, Services, State};
+
+/// How often the engine's epoch advances: the granularity of deadlines and of yielding to the
+/// async runtime while a plugin computes.
+const TICK: Duration = Duration::from_millis(5);
+
+/// One tool of a plugin, as `describe` gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "empty_object")]
+    pub parameters: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({"type": "object"})
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Description {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    pub tools: Vec<ToolInfo>,
+}
+
+/// The result of one call and what it used.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// The tool's output, or why the call failed (the tool's own error, a trap, a limit).
+    pub result: Result<String, String>,
+    pub logs: Vec<LogLine>,
+    /// Captured stdout and stderr (bounded by `limits.stdio_bytes`).
+    pub stdout: String,
+    pub stderr: String,
+    /// Capabilities asked for without a grant, each naming the key that grants it.
+    pub denied: Vec<String>,
+    pub duration: Duration,
+    /// Which limit ended the call, as its crew-file key.
+    pub limit: Option<&'static str>,
+}
+
+struct Shared {
+    engine: Engine,
+    linker: Linker<State>,
+}
+
+/// One engine and linker per process, with the epoch ticker.
+fn shared() -> Result<&'static Shared, String> {
+    static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let mut config = Config::new();
+            config.wasm_component_model(true);
+            config.epoch_interruption(true);
+            let engine = Engine::new(&config).map_err(|e| format!("cannot start wasmtime: {e}"))?;
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+                .map_err(|e| format!("cannot link WASI: {e}"))?;
+            crate::host::ToolPlugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(
+                &mut linker,
+                |s| s,
+            )
+            .map_err(|e| format!("cannot link the host interface: {e}"))?;
+            let ticker = engine.weak();
+            std::thread::Builder::new()
+                .name("troupe-plugin-epoch".into())
+                .spawn(move || {
+                    while let Some(engine) = ticker.upgrade() {
+                        engine.increment_epoch();
+                        drop(engine);
+                        std::thread::sleep(TICK);
+                    }
+                })
+                .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+            Ok(Shared { engine, linker })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A plugin ready to be called.
+pub struct Plugin {
+    pub id: String,
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub description: Description,
+    pub grants: Grants,
+    pub limits: Limits,
+    pre: ToolPluginPre<State>,
+    services: Services,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("tools", &self.description.tools.len())
+            .finish()
+    }
+}
+
+impl Plugin {
+    /// Loads, compiles and describes the plugin at `path`.
+    pub async fn load(
+        id: &str,
+        path: &Path,
+        grants: Grants,
+        limits: Limits,
+        services: Services,
+    ) -> Result<Plugin, PluginError> {
+        let err = |reason: String, hint: &str| PluginError::Load {
+            path: path.to_path_buf(),
+            reason,
+            hint: hint.to_string(),
+        };
+        let shared = shared().map_err(|e| err(e, "report this bug"))?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            err(
+                format!("cannot read: {e}"),
+                "check the plugin's `path` (relative to the crew file)",
+            )
+        })?;
+        let (component, kind) = load::component_bytes(path, &bytes)?;
+        let component = Component::new(&shared.engine, &component).map_err(|e| {
+            err(
+                format!("not a valid component: {e:#}"),
+                "rebuild the plugin; see plugins/README.md",
+            )
+        })?;
+        let world_hint = "build the plugin against crates/troupe-plugin/wit/world.wit (`troupe:plugin/tool-plugin@0.1.0`); it may import only the `host` interface and WASI";
+        let instance_pre = shared.linker.instantiate_pre(&component).map_err(|e| {
+            err(
+                format!("imports something this host does not provide: {e:#}"),
+                world_hint,
+            )
+        })?;
+        let pre = ToolPluginPre::new(instance_pre).map_err(|e| {
+            err(
+                format!("does not export the tool-plugin world: {e:#}"),
+                world_hint,
+            )
+        })?;
+        let mut plugin = Plugin {
+            id: id.to_string(),
+            path: path.to_path_buf(),
+            kind,
+            description: Description {
+                name: id.to_string(),
+                version: String::new(),
+                tools: Vec::new(),
+            },
+            grants,
+            limits,
+            pre,
+            services,
+        };
+        let described = plugin.run(None).await;
+        let text = described.result.map_err(|e| {
+            err(
+                format!("`describe` failed: {e}"),
+                "run `troupe plugin inspect` on it",
+            )
+        })?;
+        plugin.description = serde_json::from_str(&text).map_err(|e| {
+            err(
+                format!("`describe` did not return the expected JSON: {e}"),
+                "return {\"name\": …, \"version\": …, \"tools\": [{\"name\", \"description\", \"parameters\"}]}",
+            )
+        })?;
+        Ok(plugin)
+    }
+
+    /// Calls `tool` with JSON `args` in a fresh instance, within the plugin's limits.
+    pub async fn call(&self, tool: &str, args: &str) -> CallReport {
+        self.run(Some((tool, args))).await
+    }
+
+    async fn run(&self, call: Option<(&str, &str)>) -> CallReport {
+        let started = Instant::now();
+        let stdout = MemoryOutputPipe::new(self.limits.stdio_bytes);
+        let stderr = MemoryOutputPipe::new(self.limits.stdio_bytes);
+        // WASI grants nothing: no files, no environment, no arguments, no sockets.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = State {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .table_elements(1 << 16)
+                .instances(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            grants: self.grants.clone(),
+            services: self.services.clone(),
+            logs: Vec::new(),
+            max_logs: self.limits.log_lines,
+            denied: Vec::new(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        let deadline = started + self.limits.deadline;
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+
+        let outcome: Result<Result<String, String>, wasmtime::Error> = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            match call {
+                None => Ok(Ok(instance.call_describe(&mut store).await?)),
+                Some((tool, args)) => instance.call_invoke(&mut store, tool, args).await,
+            }
+        }
+        .await;
+        let mut limit = None;
+        let result = match outcome {
+            Ok(Ok(out)) if out.len() > self.limits.output_bytes => {
+                limit = Some("limits.output_bytes");
+                Err(format!(
+                    "the plugin's output ({} bytes) is over the limit of {} bytes (`limits.output_bytes`)",
+                    out.len(),
+                    self.limits.output_bytes
+                ))
+            }
+            Ok(r) => r,
+            Err(e) => {
+                let (message, which) = describe_trap(&e, &self.limits);
+                limit = which;
+                Err(message)
+            }
+        };
+        let state = store.into_data();
+        CallReport {
+            result,
+            logs: state.logs,
+            stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
+            denied: state.denied,
+            duration: started.elapsed(),
+            limit,
+        }
+    }
+}
+
+/// A trap in words, and the limit that caused it, if one did.
+fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> (String, Option<&'static str>) {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => (
+            format!(
+                "the plugin ran past its deadline of {:.1} s (`limits.deadline_ms`) and was stopped",
+                limits.deadline.as_secs_f64()
+            ),
+            Some("limits.deadline_ms"),
+        ),
+        Some(wasmtime::Trap::MemoryOutOfBounds) | Some(wasmtime::Trap::AllocationTooLarge) => {
+            (format!("the plugin trapped: {e}"), None)
+        }
+        _ if format!("{e:#}").contains("forcing trap when growing memory") => (
+            format!(
+                "the plugin tried to use more than {} MiB of memory (`limits.memory_mb`) and was stopped",
+                limits.memory_bytes >> 20
+            ),
+            Some("limits.memory_mb"),
+        ),
+        Some(trap) => (format!("the plugin trapped: {trap}"), None),
+        None => (format!("the plugin failed: {e:#}"), None),
+    }
+}

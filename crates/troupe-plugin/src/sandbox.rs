@@ -1,0 +1,86 @@
+//! What a plugin may do and use: grants, limits, and the per-call state of the sandbox.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use troupe_docs::Corpus;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Capabilities granted to a plugin in the crew file (`plugins[].grants`). Nothing by default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Grants {
+    /// `grants.documents`: list, read and search the run's documents.
+    pub documents: bool,
+    /// `grants.kv`: a key-value space private to this plugin for this run.
+    pub kv: bool,
+    /// `grants.http`: hosts the plugin may GET from.
+    pub http: Vec<String>,
+}
+
+/// Per-call limits (`plugins[].limits`), each with a default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Wall-clock deadline of one call. Default 2 s.
+    pub deadline: Duration,
+    /// Linear memory (and tables) of the instance. Default 64 MiB.
+    pub memory_bytes: usize,
+    /// Size of the result. Default 256 KiB.
+    pub output_bytes: usize,
+    /// Bytes of stdout + stderr kept (the rest is dropped and noted). Default 16 KiB.
+    pub stdio_bytes: usize,
+    /// Log lines kept per call. Default 100.
+    pub log_lines: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(2),
+            memory_bytes: 64 << 20,
+            output_bytes: 256 << 10,
+            stdio_bytes: 16 << 10,
+            log_lines: 100,
+        }
+    }
+}
+
+/// The host services a plugin's calls share for a run: the documents, its key-value space, its
+/// configuration.
+#[derive(Clone, Default)]
+pub struct Services {
+    pub documents: Option<Arc<Corpus>>,
+    pub kv: Arc<Mutex<HashMap<String, String>>>,
+    pub config: BTreeMap<String, String>,
+}
+
+/// A log line a plugin wrote with `host.log`, or a denial the host recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LogLine {
+    pub level: String,
+    pub message: String,
+}
+
+/// The store's data for one call.
+pub(crate) struct State {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
+    pub grants: Grants,
+    pub services: Services,
+    pub logs: Vec<LogLine>,
+    pub max_logs: usize,
+    /// Capabilities the plugin asked for without a grant, with the key that would grant them.
+    pub denied: Vec<String>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,226 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Plugins written by hand as core modules (WAT, canonical ABI): loaded through wit-component,
+//! described, called — and every hostile behaviour contained with a clear error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use troupe_plugin::{Grants, Limits, Plugin, PluginError, Services};
+
+const DESCRIBE: &str = r#"{"name": "fixture", "version": "0.1.0", "tools": [{"name": "echo", "description": "Returns its arguments", "parameters": {"type": "object"}}]}"#;
+
+/// A core module of the tool-plugin world whose `invoke` body is `body` (locals: $ap/$al are the
+/// arguments' pointer and length). `extra` adds imports or functions.
+fn module(imports: &str, body: &str) -> String {
+    let escaped = DESCRIBE.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        r#"(module
+  (import "troupe:plugin/host@0.1.0" "log" (func $log (param i32 i32 i32)))
+  {imports}
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 32768))
+  (data (i32.const 1024) "{escaped}")
+  (data (i32.const 3000) "called")
+  (data (i32.const 3100) "k")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $bump) (i32.const 7)) (i32.const -8)))
+    (global.set $bump (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  (func (export "describe") (result i32)
+    (i32.store (i32.const 16) (i32.const 1024))
+    (i32.store (i32.const 20) (i32.const {len}))
+    (i32.const 16))
+  (func (export "invoke") (param $tp i32) (param $tl i32) (param $ap i32) (param $al i32) (result i32)
+    {body})
+)"#,
+        len = DESCRIBE.len()
+    )
+}
+
+const ECHO: &str = r#"
+    (call $log (i32.const 1) (i32.const 3000) (i32.const 6))
+    (i32.store8 (i32.const 32) (i32.const 0))
+    (i32.store (i32.const 36) (local.get $ap))
+    (i32.store (i32.const 40) (local.get $al))
+    (i32.const 32)"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn limits() -> Limits {
+    Limits {
+        deadline: Duration::from_millis(300),
+        memory_bytes: 8 << 20,
+        ..Limits::default()
+    }
+}
+
+async fn load(path: &Path, grants: Grants) -> Result<Plugin, PluginError> {
+    Plugin::load("fx", path, grants, limits(), Services::default()).await
+}
+
+#[tokio::test]
+async fn a_core_module_is_described_and_called_through_the_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "echo.wat", &module("", ECHO));
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    assert_eq!(plugin.description.name, "fixture");
+    assert_eq!(plugin.description.tools[0].name, "echo");
+    let report = plugin.call("echo", r#"{"x": 1}"#).await;
+    assert_eq!(report.result, Ok(r#"{"x": 1}"#.to_string()));
+    assert_eq!(report.logs.len(), 1);
+    assert_eq!(report.logs[0].level, "info");
+    assert_eq!(report.logs[0].message, "called");
+    // A fresh instance per call: the second call sees nothing of the first.
+    let again = plugin.call("echo", "[]").await;
+    assert_eq!(again.result, Ok("[]".to_string()));
+    assert_eq!(again.logs.len(), 1);
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "loop.wat",
+        &module("", "(loop $l (br $l)) (i32.const 32)"),
+    );
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    let report = plugin.call("echo", "{}").await;
+    let err = report.result.unwrap_err();
+    assert!(err.contains("deadline"), "{err}");
+    assert_eq!(report.limit, Some("limits.deadline_ms"));
+    // The same plugin still works afterwards.
+    assert!(plugin.call("echo", "{}").await.result.is_err());
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_at_the_memory_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "bomb.wat",
+        &module(
+            "",
+            "(loop $l (drop (memory.grow (i32.const 16))) (br $l)) (i32.const 32)",
+        ),
+    );
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    let report = plugin.call("echo", "{}").await;
+    let err = report.result.unwrap_err();
+    assert!(err.contains("memory"), "{err}");
+    assert_eq!(report.limit, Some("limits.memory_mb"), "{err}");
+}
+
+#[tokio::test]
+async fn a_giant_output_is_refused_at_the_output_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    // Grow to ~6.5 MiB (under the memory cap) and return 6 MiB of it.
+    let body = r#"
+    (drop (memory.grow (i32.const 100)))
+    (i32.store8 (i32.const 32) (i32.const 0))
+    (i32.store (i32.const 36) (i32.const 65536))
+    (i32.store (i32.const 40) (i32.const 6291456))
+    (i32.const 32)"#;
+    let p = write(dir.path(), "big.wat", &module("", body));
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    let report = plugin.call("echo", "{}").await;
+    let err = report.result.unwrap_err();
+    assert!(err.contains("over the limit of 262144 bytes"), "{err}");
+    assert_eq!(report.limit, Some("limits.output_bytes"));
+}
+
+#[tokio::test]
+async fn a_trap_is_a_tool_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "trap.wat", &module("", "(unreachable)"));
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    let err = plugin.call("echo", "{}").await.result.unwrap_err();
+    assert!(
+        err.contains("trapped") && err.contains("unreachable"),
+        "{err}"
+    );
+}
+
+/// `kv-get` without the grant: the plugin receives an error naming the key, and the host records
+/// the denial; with the grant, values persist across calls (the only shared state).
+#[tokio::test]
+async fn host_capabilities_need_their_grant() {
+    let body = r#"
+    (call $kv_get (i32.const 3100) (i32.const 1) (i32.const 48))
+    (if (i32.eqz (i32.load8_u (i32.const 48)))
+      (then
+        ;; Ok(option): return the option's tag as the output "0"/"1" would need formatting;
+        ;; instead return the arguments (like echo) and let kv-set be observed through kv-get.
+        (call $kv_set (i32.const 3100) (i32.const 1) (local.get $ap) (local.get $al) (i32.const 64))
+        (i32.store8 (i32.const 32) (i32.const 0))
+        (if (i32.load8_u (i32.const 52))
+          (then
+            (i32.store (i32.const 36) (i32.load (i32.const 56)))
+            (i32.store (i32.const 40) (i32.load (i32.const 60))))
+          (else
+            (i32.store (i32.const 36) (i32.const 3000))
+            (i32.store (i32.const 40) (i32.const 6)))))
+      (else
+        (i32.store8 (i32.const 32) (i32.const 1))
+        (i32.store (i32.const 36) (i32.load (i32.const 52)))
+        (i32.store (i32.const 40) (i32.load (i32.const 56)))))
+    (i32.const 32)"#;
+    let imports = r#"
+  (import "troupe:plugin/host@0.1.0" "kv-get" (func $kv_get (param i32 i32 i32)))
+  (import "troupe:plugin/host@0.1.0" "kv-set" (func $kv_set (param i32 i32 i32 i32 i32)))"#;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "kv.wat", &module(imports, body));
+
+    let denied = load(&p, Grants::default()).await.unwrap();
+    let report = denied.call("echo", "first").await;
+    let err = report.result.unwrap_err();
+    assert!(err.contains("add `\"kv\": true` to its `grants`"), "{err}");
+    assert_eq!(report.denied.len(), 1);
+
+    let granted = load(
+        &p,
+        Grants {
+            kv: true,
+            ..Grants::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        granted.call("echo", "first").await.result,
+        Ok("called".into())
+    );
+    assert_eq!(
+        granted.call("echo", "second").await.result,
+        Ok("first".into())
+    );
+}
+
+#[tokio::test]
+async fn a_module_of_another_world_is_refused_with_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "wrong.wat",
+        r#"(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 0)))"#,
+    );
+    let err = load(&p, Grants::default()).await.unwrap_err().to_string();
+    assert!(err.contains("wrong.wat"), "{err}");
+    assert!(err.contains("describe"), "{err}");
+    assert!(err.contains("hint: build the plugin against"), "{err}");
+
+    let p = write(dir.path(), "text.wasm", "hello");
+    let err = load(&p, Grants::default()).await.unwrap_err().to_string();
+    assert!(err.contains("not a WebAssembly file"), "{err}");
+
+    // Importing a later version of the host interface.
+    let future = module("", ECHO).replace("troupe:plugin/host@0.1.0", "troupe:plugin/host@0.2.0");
+    let p = write(dir.path(), "future.wat", &future);
+    let err = load(&p, Grants::default()).await.unwrap_err().to_string();
+    assert!(err.contains("troupe:plugin/host@0.2.0"), "{err}");
+}
