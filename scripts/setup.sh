@@ -34,3 +34,6 @@ fi
 
 # The default local model (idempotent; verified by SHA-256).
 ./scripts/fetch-model.sh >/dev/null
+
+# Tool plugins are built from source (C with clang-14 + wasi-libc; the script installs them).
+./plugins/build.sh

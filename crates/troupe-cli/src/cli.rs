@@ -24,6 +24,46 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the crew file's JSON Schema
     Schema(SchemaArgs),
+    /// Inspect or try a WebAssembly tool plugin
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Show a plugin's world version, kind and tools with their argument schemas
+    Inspect {
+        /// The plugin (.wasm component or core module, or .wat)
+        file: PathBuf,
+    },
+    /// Run one call in the sandbox and print its result and what it used
+    Call(PluginCallArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PluginCallArgs {
+    /// The plugin (.wasm component or core module, or .wat)
+    pub file: PathBuf,
+    /// The tool to call
+    pub tool: String,
+    /// Its arguments, as JSON
+    #[arg(default_value = "{}")]
+    pub args: String,
+    /// Grant a capability: `documents`, `kv`, or `http=HOST` (repeatable)
+    #[arg(long = "grant", value_name = "GRANT")]
+    pub grants: Vec<String>,
+    /// Documents for the `documents` grant (files, directories, globs)
+    #[arg(long = "docs", value_name = "PATH", num_args = 1..)]
+    pub docs: Vec<String>,
+    /// A config value the plugin reads with `host.config` (repeatable)
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Deadline of the call in milliseconds
+    #[arg(long, default_value_t = 2000)]
+    pub deadline_ms: u64,
+    /// Memory cap in MiB
+    #[arg(long, default_value_t = 64)]
+    pub memory_mb: usize,
 }
 
 #[derive(Args, Debug, Clone)]

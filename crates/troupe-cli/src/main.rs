@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         cli::Command::Run(a) => commands::run::run(a),
         cli::Command::Validate(a) => commands::validate::run(a),
         cli::Command::Schema(a) => commands::schema::run(a),
+        cli::Command::Plugin(c) => commands::plugin::run(c),
     };
     match result {
         Ok(code) => code.into(),

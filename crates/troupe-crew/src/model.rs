@@ -29,6 +29,24 @@ pub struct Crew {
     pub inputs: BTreeMap<String, String>,
     /// The crew file's `documents` block (paths relative to `dir`), if any.
     pub documents: Option<Documents>,
+    pub plugins: Vec<PluginDecl>,
+}
+
+/// A plugin as the crew declares it; the runtime loads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginDecl {
+    pub id: String,
+    /// Resolved against the crew file's directory.
+    pub path: PathBuf,
+    pub documents: bool,
+    pub kv: bool,
+    pub http: Vec<String>,
+    pub config: BTreeMap<String, String>,
+    pub deadline: Duration,
+    pub memory_bytes: usize,
+    pub output_bytes: usize,
+    /// Position in `plugins`, for locating diagnostics.
+    pub index: usize,
 }
 
 /// Where a crew's documents are and how they are chunked.

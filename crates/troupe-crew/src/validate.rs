@@ -571,6 +571,7 @@ impl Checker<'_> {
         self.check_output_files(&tasks);
         self.check_cycles(&tasks);
         let documents = file.documents.as_ref().map(|d| self.documents(d));
+        let plugins = self.plugins(&file.plugins);
 
         if !self.errors.is_empty() {
             return Err(Diagnostics(self.errors));
@@ -590,7 +591,61 @@ impl Checker<'_> {
             limits: run_limits,
             inputs,
             documents,
+            plugins,
         })
+    }
+
+    fn plugins(&mut self, specs: &[wire::PluginSpec]) -> Vec<PluginDecl> {
+        self.check_ids(specs.iter().map(|p| p.id.as_str()), "plugins", "plugin");
+        let mut out = Vec::new();
+        for (i, p) in specs.iter().enumerate() {
+            let path = root().key("plugins").index(i);
+            let file = self.dir.join(&p.path);
+            if !file.is_file() {
+                self.err(
+                    path.key("path"),
+                    format!("plugin file `{}` does not exist", file.display()),
+                    "build the plugins with `plugins/build.sh`, or fix the path (it is relative to the crew file)",
+                );
+            }
+            let grants = p.grants.clone().unwrap_or_default();
+            for (j, host) in grants.http.iter().enumerate() {
+                if host.is_empty() || host.contains(['/', ':', ' ']) {
+                    self.err(
+                        path.key("grants").key("http").index(j),
+                        format!("`{host}` is not a host name"),
+                        "list bare host names such as `api.example.org` (no scheme, port or path)",
+                    );
+                }
+            }
+            let limits = p.limits.clone().unwrap_or_default();
+            for (key, value) in [
+                ("deadline_ms", limits.deadline_ms.map(|v| v as f64)),
+                ("memory_mb", limits.memory_mb.map(f64::from)),
+                ("output_kb", limits.output_kb.map(f64::from)),
+            ] {
+                if value == Some(0.0) {
+                    self.err(
+                        path.key("limits").key(key),
+                        format!("`{key}` is 0: no call could succeed"),
+                        "use a positive value, or remove the key for the default",
+                    );
+                }
+            }
+            out.push(PluginDecl {
+                id: p.id.clone(),
+                path: file,
+                documents: grants.documents,
+                kv: grants.kv,
+                http: grants.http.clone(),
+                config: p.config.clone(),
+                deadline: Duration::from_millis(limits.deadline_ms.unwrap_or(2000)),
+                memory_bytes: (limits.memory_mb.unwrap_or(64) as usize) << 20,
+                output_bytes: (limits.output_kb.unwrap_or(256) as usize) << 10,
+                index: i,
+            });
+        }
+        out
     }
 
     fn documents(&mut self, spec: &wire::DocumentsSpec) -> Documents {

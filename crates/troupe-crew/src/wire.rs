@@ -41,10 +41,63 @@ pub struct CrewFile {
     /// Limits for the whole run and defaults for every task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsSpec>,
+    /// WebAssembly tool plugins; their tools are `<id>.<tool>` in agents' `tools`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginSpec>,
     /// Documents the crew works on; agents read them with the `docs.*` tools, and tasks with
     /// `for_each` run once per document. `troupe run --docs` replaces `paths`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<DocumentsSpec>,
+}
+
+/// A tool plugin: a WebAssembly component or core module of the `troupe:plugin/tool-plugin`
+/// world, run in a sandbox that grants nothing unless `grants` says so.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    /// Name of the plugin in tool names (`<id>.<tool>`): letters, digits, `_`, `-`.
+    pub id: String,
+    /// The `.wasm` (or `.wat`) file, relative to the crew file.
+    pub path: String,
+    /// Host capabilities the plugin may use. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<GrantsSpec>,
+    /// Values the plugin reads with `host.config(key)`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Limits of each call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<PluginLimitsSpec>,
+}
+
+/// What a plugin may use beyond computing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsSpec {
+    /// List, read and search the run's documents.
+    #[serde(default)]
+    pub documents: bool,
+    /// A key-value space private to this plugin for this run.
+    #[serde(default)]
+    pub kv: bool,
+    /// Hosts the plugin may send HTTP GET requests to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<String>,
+}
+
+/// Limits of one plugin call.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimitsSpec {
+    /// Wall-clock deadline of a call, in milliseconds. Default: 2000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// Memory of the plugin's instance, in MiB. Default: 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// Size of a call's result, in KiB. Default: 256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_kb: Option<u32>,
 }
 
 /// Where the documents are and how they are cut into chunks.

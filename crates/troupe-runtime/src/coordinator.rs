@@ -27,6 +27,7 @@ use crate::executor::AgentCtx;
 use crate::fanout;
 use crate::ledger::Ledger;
 use crate::models::ModelFactory;
+use crate::plugins;
 use crate::record::{self, RunRecord, TaskRecord, TaskStatus};
 use crate::report;
 use crate::tool::ToolRegistry;
@@ -114,10 +115,15 @@ pub async fn run(
     let crew = Arc::new(crew);
     let out = opts.out_dir.clone();
     std::fs::create_dir_all(&out).map_err(io_err(out.clone()))?;
+    let (events, rx) = Events::channel();
     let mut tools = opts.tools;
     if let Some(c) = &corpus {
         docs_tools::register(&mut tools, c);
     }
+    let loaded = plugins::load(&crew, corpus.clone())
+        .await
+        .map_err(Diagnostics)?;
+    plugins::register(&mut tools, &loaded, &events);
 
     // Resolve every agent's model and tools before anything runs: these are user errors.
     let mut problems = Vec::new();
@@ -151,6 +157,9 @@ pub async fn run(
         };
         setup.push((agent.clone(), model, tools));
     }
+    // Plugin tools hold an event sender: the registry must not outlive the agents, or the event
+    // pump would wait for it forever.
+    drop(tools);
     // The same endpoint misconfiguration is reported once, not once per agent.
     problems.dedup_by(|a, b| a.message.split(':').nth(1) == b.message.split(':').nth(1));
     if !problems.is_empty() {
@@ -159,7 +168,6 @@ pub async fn run(
 
     let events_path = out.join("events.jsonl");
     let events_file = std::fs::File::create(&events_path).map_err(io_err(events_path))?;
-    let (events, rx) = Events::channel();
     let pump = std::thread::spawn(move || pump(rx, events_file, opts.on_event));
 
     let ledger = Arc::new(Ledger::new(

@@ -58,6 +58,20 @@ pub enum EventKind {
         /// Earlier tool results removed from the conversation.
         dropped_tool_results: usize,
     },
+    /// A plugin tool ran in its sandbox.
+    PluginCall {
+        plugin: String,
+        tool: String,
+        ok: bool,
+        duration_ms: u64,
+        /// The limit that stopped the call, as its key.
+        limit: Option<String>,
+        /// Capabilities asked for without a grant, each naming the key that grants it.
+        denied: Vec<String>,
+        logs: Vec<String>,
+        stdout: String,
+        stderr: String,
+    },
     /// The citations of an answer were checked against the documents.
     CitationsChecked {
         task: String,

@@ -35,6 +35,7 @@ pub mod fanout;
 pub mod ledger;
 pub mod models;
 pub mod output;
+pub mod plugins;
 pub mod prompt;
 pub mod record;
 pub mod report;

@@ -1,3 +1,4 @@
+pub mod plugin;
 pub mod run;
 pub mod schema;
 pub mod validate;

@@ -26,6 +26,20 @@ pub fn run(args: ValidateArgs) -> Result<u8, Failure> {
         ),
     };
     troupe_runtime::docs_tools::register(&mut tools, &corpus);
+    // Plugins are loaded (compiled, described) so that their tools are known.
+    if !crew.plugins.is_empty() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Failure::internal(anyhow::anyhow!("cannot start the async runtime: {e}"))
+            })?;
+        let plugins = rt
+            .block_on(troupe_runtime::plugins::load(&crew, Some(corpus.clone())))
+            .map_err(|d| Failure::user(Diagnostics(d)))?;
+        let (events, _rx) = troupe_runtime::events::Events::channel();
+        troupe_runtime::plugins::register(&mut tools, &plugins, &events);
+    }
     let problems = troupe_runtime::check_tools(&crew, &tools);
     if !problems.is_empty() {
         return Err(Failure::user(Diagnostics(problems)));

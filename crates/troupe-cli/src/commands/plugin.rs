@@ -1,0 +1,176 @@
+//! `troupe plugin inspect|call`: look at a plugin, or run one call in its sandbox.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use troupe_docs::{ChunkOptions, Corpus, LoadOptions};
+use troupe_plugin::{Grants, Limits, Plugin, PluginError, Services};
+
+use crate::cli::{PluginCallArgs, PluginCommand};
+use crate::exit::{Failure, OK, RUN_FAILED};
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))
+}
+
+fn load_failure(e: PluginError) -> Failure {
+    Failure::user(e)
+}
+
+#[allow(clippy::print_stdout)]
+pub fn run(command: PluginCommand) -> Result<u8, Failure> {
+    match command {
+        PluginCommand::Inspect { file } => {
+            let plugin = runtime()?
+                .block_on(Plugin::load(
+                    "plugin",
+                    &file,
+                    Grants::default(),
+                    Limits::default(),
+                    Services::default(),
+                ))
+                .map_err(load_failure)?;
+            let d = &plugin.description;
+            println!(
+                "{}: {} {} — world {}@{}, {}",
+                file.display(),
+                d.name,
+                d.version,
+                troupe_plugin::WORLD,
+                troupe_plugin::WORLD_VERSION,
+                match plugin.kind {
+                    troupe_plugin::load::Kind::Component => "component",
+                    troupe_plugin::load::Kind::CoreModule =>
+                        "core module (made a component at load time)",
+                }
+            );
+            for t in &d.tools {
+                println!(
+                    "\n  {}: {}\n  parameters: {}",
+                    t.name,
+                    t.description,
+                    serde_json::to_string_pretty(&t.parameters)
+                        .unwrap_or_default()
+                        .replace('\n', "\n  ")
+                );
+            }
+            Ok(OK)
+        }
+        PluginCommand::Call(args) => call(args),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn call(args: PluginCallArgs) -> Result<u8, Failure> {
+    let mut grants = Grants::default();
+    for g in &args.grants {
+        match g.split_once('=') {
+            None if g == "documents" => grants.documents = true,
+            None if g == "kv" => grants.kv = true,
+            Some(("http", host)) => grants.http.push(host.to_string()),
+            _ => {
+                return Err(Failure::user(anyhow!(
+                    "unknown grant `{g}`\n  hint: use `--grant documents`, `--grant kv` or `--grant http=HOST`"
+                )));
+            }
+        }
+    }
+    let mut config = std::collections::BTreeMap::new();
+    for c in &args.config {
+        let (k, v) = c.split_once('=').ok_or_else(|| {
+            Failure::user(anyhow!(
+                "`--config {c}` is not KEY=VALUE\n  hint: e.g. --config language=en"
+            ))
+        })?;
+        config.insert(k.to_string(), v.to_string());
+    }
+    let documents = if args.docs.is_empty() {
+        None
+    } else {
+        let (corpus, _) = Corpus::load(
+            &args.docs,
+            std::path::Path::new("."),
+            &LoadOptions::default(),
+            ChunkOptions::default(),
+        )
+        .map_err(|e| Failure::user(anyhow!("documents: {e}")))?;
+        Some(Arc::new(corpus))
+    };
+    let json: serde_json::Value = serde_json::from_str(&args.args).map_err(|e| {
+        Failure::user(anyhow!(
+            "the arguments are not JSON: {e}\n  hint: quote them for the shell, e.g. '{{\"text\": \"…\"}}'"
+        ))
+    })?;
+    let limits = Limits {
+        deadline: Duration::from_millis(args.deadline_ms),
+        memory_bytes: args.memory_mb << 20,
+        ..Limits::default()
+    };
+    let rt = runtime()?;
+    let plugin = rt
+        .block_on(Plugin::load(
+            "plugin",
+            &args.file,
+            grants,
+            limits,
+            Services {
+                documents,
+                kv: Default::default(),
+                config,
+            },
+        ))
+        .map_err(load_failure)?;
+    if !plugin.description.tools.iter().any(|t| t.name == args.tool) {
+        let names: Vec<&str> = plugin
+            .description
+            .tools
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        return Err(Failure::user(anyhow!(
+            "the plugin has no tool `{}`\n  hint: its tools are: {}",
+            args.tool,
+            names.join(", ")
+        )));
+    }
+    let report = rt.block_on(plugin.call(&args.tool, &json.to_string()));
+    let mut err = std::io::stderr().lock();
+    for l in &report.logs {
+        let _ = writeln!(err, "log {}: {}", l.level, l.message);
+    }
+    for d in &report.denied {
+        let _ = writeln!(err, "denied: {d}");
+    }
+    if !report.stdout.is_empty() {
+        let _ = writeln!(err, "stdout: {}", report.stdout.trim_end());
+    }
+    if !report.stderr.is_empty() {
+        let _ = writeln!(err, "stderr: {}", report.stderr.trim_end());
+    }
+    let _ = writeln!(
+        err,
+        "{:.2} ms · deadline {} ms · memory cap {} MiB{}",
+        report.duration.as_secs_f64() * 1000.0,
+        args.deadline_ms,
+        args.memory_mb,
+        report
+            .limit
+            .map(|l| format!(" · limit hit: {l}"))
+            .unwrap_or_default()
+    );
+    match report.result {
+        Ok(out) => {
+            println!("{out}");
+            Ok(OK)
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            Ok(RUN_FAILED)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The crew's WebAssembly plugins as tools: loaded once per run (compiled once, described), each
+//! tool registered as `<plugin id>.<tool>`, each call run in the plugin's sandbox.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use troupe_crew::{Crew, Diagnostic, JsonPath, Target};
+use troupe_docs::Corpus;
+use troupe_llm::{BoxFuture, ToolSpec};
+use troupe_plugin::{Grants, Limits, Plugin, PluginError, Services};
+
+use crate::events::{EventKind, Events, ms};
+use crate::tool::{Tool, ToolError, ToolRegistry};
+
+/// Loads every plugin the crew declares; each failure is a diagnostic at its `plugins[i]`.
+pub async fn load(
+    crew: &Crew,
+    corpus: Option<Arc<Corpus>>,
+) -> Result<Vec<Arc<Plugin>>, Vec<Diagnostic>> {
+    let mut plugins = Vec::new();
+    let mut problems = Vec::new();
+    for decl in &crew.plugins {
+        let grants = Grants {
+            documents: decl.documents,
+            kv: decl.kv,
+            http: decl.http.clone(),
+        };
+        let limits = Limits {
+            deadline: decl.deadline,
+            memory_bytes: decl.memory_bytes,
+            output_bytes: decl.output_bytes,
+            ..Limits::default()
+        };
+        let services = Services {
+            documents: corpus.clone(),
+            kv: Default::default(),
+            config: decl.config.clone(),
+        };
+        match Plugin::load(&decl.id, &decl.path, grants, limits, services).await {
+            Ok(p) => plugins.push(Arc::new(p)),
+            Err(e) => {
+                let (message, hint) = match e {
+                    PluginError::Load { path, reason, hint } => (
+                        format!("plugin `{}` ({}): {reason}", decl.id, path.display()),
+                        hint,
+                    ),
+                    PluginError::Call(m) => (format!("plugin `{}`: {m}", decl.id), String::new()),
+                };
+                problems.push(
+                    crew.source.diagnostic(
+                        &JsonPath::root()
+                            .key("plugins")
+                            .index(decl.index)
+                            .key("path"),
+                        Target::Value,
+                        message,
+                        Some(hint).filter(|h| !h.is_empty()),
+                    ),
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(plugins)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Registers every tool of `plugins`; calls report to `events`.
+pub fn register(registry: &mut ToolRegistry, plugins: &[Arc<Plugin>], events: &Events) {
+    for plugin in plugins {
+        for tool in &plugin.description.tools {
+            registry.register(Arc::new(PluginTool {
+                plugin: plugin.clone(),
+                tool: tool.name.clone(),
+                spec: ToolSpec {
+                    name: format!("{}.{}", plugin.id, tool.name),
+                    description: tool.description.clone(),
+                    parameters: tool.parameters.clone(),
+                },
+                events: events.clone(),
+            }));
+        }
+    }
+}
+
+struct PluginTool {
+    plugin: Arc<Plugin>,
+    tool: String,
+    spec: ToolSpec,
+    events: Events,
+}
+
+impl Tool for PluginTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    fn call(&self, args: Value) -> BoxFuture<'_, Result<String, ToolError>> {
+        Box::pin(async move {
+            let report = self.plugin.call(&self.tool, &args.to_string()).await;
+            self.events.emit(EventKind::PluginCall {
+                plugin: self.plugin.id.clone(),
+                tool: self.tool.clone(),
+                ok: report.result.is_ok(),
+                duration_ms: ms(report.duration),
+                limit: report.limit.map(str::to_string),
+                denied: report.denied.clone(),
+                logs: report
+                    .logs
+                    .iter()
+                    .map(|l| format!("{}: {}", l.level, l.message))
+                    .collect(),
+                stdout: report.stdout.clone(),
+                stderr: report.stderr.clone(),
+            });
+            if let Some(limit) = report.limit {
+                self.events.emit(EventKind::LimitHit {
+                    task: None,
+                    agent: None,
+                    limit: limit.trim_start_matches("limits.").into(),
+                    value: match limit {
+                        "limits.deadline_ms" => self.plugin.limits.deadline.as_millis().to_string(),
+                        "limits.memory_mb" => (self.plugin.limits.memory_bytes >> 20).to_string(),
+                        _ => (self.plugin.limits.output_bytes >> 10).to_string(),
+                    },
+                    key: format!("plugins[{}].{limit}", self.plugin.id),
+                    action: "the call failed; the agent got the error".into(),
+                });
+            }
+            report.result.map_err(ToolError)
+        })
+    }
+}
