@@ -23,9 +23,17 @@ fn module(imports: &str, body: &str) -> String {
   (data (i32.const 3000) "called")
   (data (i32.const 3100) "k")
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
-    (local $p i32)
-    (local.set $p (i32.and (i32.add (global.get $bump) (i32.const 7)) (i32.const -8)))
-    (global.set $bump (i32.add (local.get $p) (local.get 3)))
+    (local $p i32) (local $end i32) (local $have i32)
+    ;; bump allocation at the requested alignment, growing memory as needed
+    (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+                           (i32.sub (i32.const 0) (local.get 2))))
+    (local.set $end (i32.add (local.get $p) (local.get 3)))
+    (local.set $have (i32.mul (memory.size) (i32.const 65536)))
+    (if (i32.gt_u (local.get $end) (local.get $have))
+      (then (drop (memory.grow (i32.div_u (i32.add (i32.sub (local.get $end) (local.get $have))
+                                                   (i32.const 65535))
+                                          (i32.const 65536))))))
+    (global.set $bump (local.get $end))
     (local.get $p))
   (func (export "describe") (result i32)
     (i32.store (i32.const 16) (i32.const 1024))
@@ -199,6 +207,45 @@ async fn host_capabilities_need_their_grant() {
         granted.call("echo", "second").await.result,
         Ok("first".into())
     );
+}
+
+/// A module that imports WASI (so it runs behind the preview-1 adapter) and tries to open a host
+/// file: there is no preopened directory, so the open fails and the plugin reports the errno.
+#[tokio::test]
+async fn a_plugin_cannot_open_host_files() {
+    let imports = r#"
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#;
+    // path_open(fd 3, follow symlinks, "/etc/passwd", …) → errno; Ok("opened") or Err("errno <n>").
+    let body = r#"
+    (local $errno i32)
+    (i32.store (i32.const 3200) (i32.const 0x6374652f))
+    (i32.store (i32.const 3204) (i32.const 0x7361702f))
+    (i32.store (i32.const 3208) (i32.const 0x00647773))
+    (local.set $errno (call $path_open (i32.const 3) (i32.const 1) (i32.const 3200) (i32.const 11)
+      (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 3300)))
+    (if (i32.eqz (local.get $errno))
+      (then
+        (i32.store8 (i32.const 32) (i32.const 0))
+        (i32.store (i32.const 36) (i32.const 3000))
+        (i32.store (i32.const 40) (i32.const 6)))
+      (else
+        ;; "errno " + one or two digits
+        (i32.store (i32.const 3400) (i32.const 0x6e727265))
+        (i32.store16 (i32.const 3404) (i32.const 0x206f))
+        (i32.store8 (i32.const 3406) (i32.add (i32.const 48) (i32.div_u (local.get $errno) (i32.const 10))))
+        (i32.store8 (i32.const 3407) (i32.add (i32.const 48) (i32.rem_u (local.get $errno) (i32.const 10))))
+        (i32.store8 (i32.const 32) (i32.const 1))
+        (i32.store (i32.const 36) (i32.const 3400))
+        (i32.store (i32.const 40) (i32.const 8))))
+    (i32.const 32)"#;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "open.wat", &module(imports, body));
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    assert_eq!(plugin.kind, troupe_plugin::load::Kind::CoreModule);
+    let report = plugin.call("echo", "{}").await;
+    // EBADF (08): fd 3 is not a preopened directory, because there is none.
+    assert_eq!(report.result, Err("errno 08".to_string()));
 }
 
 #[tokio::test]

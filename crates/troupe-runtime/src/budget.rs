@@ -12,14 +12,14 @@ pub const DEFAULT_API_WINDOW: u32 = 128_000;
 /// Tokens a chat template adds around each message (role markers, separators).
 const PER_MESSAGE: usize = 8;
 
-/// The agent's context window: `llm.context_window`, else what the model reports, else
-/// [`DEFAULT_API_WINDOW`].
+/// The agent's context window: `llm.context_window` (at most what the model reports), else what
+/// the model reports, else [`DEFAULT_API_WINDOW`].
 pub fn window(agent: &Agent, model: &dyn ChatModel) -> u32 {
-    agent
-        .llm
-        .context_window
-        .or_else(|| model.context_window())
-        .unwrap_or(DEFAULT_API_WINDOW)
+    match (agent.llm.context_window, model.context_window()) {
+        // A local model cannot attend to more than its context, whatever the crew says.
+        (Some(set), Some(real)) => set.min(real),
+        (set, real) => set.or(real).unwrap_or(DEFAULT_API_WINDOW),
+    }
 }
 
 /// Tokens kept free for the answer: `llm.max_tokens`, else a quarter of the window up to 1024.
