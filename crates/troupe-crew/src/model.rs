@@ -45,6 +45,8 @@ pub struct PluginDecl {
     pub deadline: Duration,
     pub memory_bytes: usize,
     pub output_bytes: usize,
+    pub stdio_bytes: usize,
+    pub log_lines: usize,
     /// Position in `plugins`, for locating diagnostics.
     pub index: usize,
 }

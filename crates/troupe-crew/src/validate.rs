@@ -623,6 +623,7 @@ impl Checker<'_> {
                 ("deadline_ms", limits.deadline_ms.map(|v| v as f64)),
                 ("memory_mb", limits.memory_mb.map(f64::from)),
                 ("output_kb", limits.output_kb.map(f64::from)),
+                ("stdio_kb", limits.stdio_kb.map(f64::from)),
             ] {
                 if value == Some(0.0) {
                     self.err(
@@ -642,6 +643,8 @@ impl Checker<'_> {
                 deadline: Duration::from_millis(limits.deadline_ms.unwrap_or(2000)),
                 memory_bytes: (limits.memory_mb.unwrap_or(64) as usize) << 20,
                 output_bytes: (limits.output_kb.unwrap_or(256) as usize) << 10,
+                stdio_bytes: (limits.stdio_kb.unwrap_or(16) as usize) << 10,
+                log_lines: limits.log_lines.unwrap_or(100) as usize,
                 index: i,
             });
         }

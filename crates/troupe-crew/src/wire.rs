@@ -98,6 +98,12 @@ pub struct PluginLimitsSpec {
     /// Size of a call's result, in KiB. Default: 256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_kb: Option<u32>,
+    /// stdout and stderr kept per call, each, in KiB. Default: 16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_kb: Option<u32>,
+    /// `host.log` lines kept per call. Default: 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_lines: Option<u32>,
 }
 
 /// Where the documents are and how they are cut into chunks.

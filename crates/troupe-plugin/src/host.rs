@@ -43,6 +43,7 @@ impl State {
 impl Host for State {
     fn log(&mut self, level: Level, message: String) {
         if self.logs.len() >= self.max_logs {
+            self.logs_dropped += 1;
             return;
         }
         let level = match level {

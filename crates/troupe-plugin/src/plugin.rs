@@ -48,9 +48,13 @@ pub struct CallReport {
     /// The tool's output, or why the call failed (the tool's own error, a trap, a limit).
     pub result: Result<String, String>,
     pub logs: Vec<LogLine>,
+    /// Log lines over `limits.log_lines`, not kept.
+    pub logs_dropped: usize,
     /// Captured stdout and stderr (bounded by `limits.stdio_bytes`).
     pub stdout: String,
     pub stderr: String,
+    /// Whether stdout or stderr reached `limits.stdio_bytes` (later writes failed).
+    pub stdio_full: bool,
     /// Capabilities asked for without a grant, each naming the key that grants it.
     pub denied: Vec<String>,
     pub duration: Duration,
@@ -220,6 +224,7 @@ impl Plugin {
             services: self.services.clone(),
             logs: Vec::new(),
             max_logs: self.limits.log_lines,
+            logs_dropped: 0,
             denied: Vec::new(),
         };
         let mut store = Store::new(self.pre.engine(), state);
@@ -260,11 +265,15 @@ impl Plugin {
             }
         };
         let state = store.into_data();
+        let (out, err) = (stdout.contents(), stderr.contents());
         CallReport {
             result,
             logs: state.logs,
-            stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
+            logs_dropped: state.logs_dropped,
+            stdio_full: out.len() >= self.limits.stdio_bytes
+                || err.len() >= self.limits.stdio_bytes,
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&err).into_owned(),
             denied: state.denied,
             duration: started.elapsed(),
             limit,

@@ -29,9 +29,10 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Size of the result. Default 256 KiB.
     pub output_bytes: usize,
-    /// Bytes of stdout + stderr kept (the rest is dropped and noted). Default 16 KiB.
+    /// Bytes of stdout, and of stderr, kept per call (writes beyond fail; the call reports it).
+    /// Default 16 KiB.
     pub stdio_bytes: usize,
-    /// Log lines kept per call. Default 100.
+    /// Log lines kept per call (the rest are counted and reported). Default 100.
     pub log_lines: usize,
 }
 
@@ -72,6 +73,7 @@ pub(crate) struct State {
     pub services: Services,
     pub logs: Vec<LogLine>,
     pub max_logs: usize,
+    pub logs_dropped: usize,
     /// Capabilities the plugin asked for without a grant, with the key that would grant them.
     pub denied: Vec<String>,
 }

@@ -89,6 +89,28 @@ async fn a_core_module_is_described_and_called_through_the_world() {
     assert_eq!(again.logs.len(), 1);
 }
 
+/// Logging is bounded too, and never silently: lines over the cap are counted.
+#[tokio::test]
+async fn log_lines_over_the_cap_are_counted() {
+    let body = r#"
+    (local $i i32)
+    (loop $l
+      (call $log (i32.const 1) (i32.const 3000) (i32.const 6))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 150))))
+    (i32.store8 (i32.const 32) (i32.const 0))
+    (i32.store (i32.const 36) (local.get $ap))
+    (i32.store (i32.const 40) (local.get $al))
+    (i32.const 32)"#;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "chatty.wat", &module("", body));
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    let report = plugin.call("echo", "{}").await;
+    assert!(report.result.is_ok());
+    assert_eq!(report.logs.len(), 100);
+    assert_eq!(report.logs_dropped, 50);
+}
+
 #[tokio::test]
 async fn an_infinite_loop_is_stopped_at_the_deadline() {
     let dir = tempfile::tempdir().unwrap();

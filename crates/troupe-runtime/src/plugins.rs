@@ -29,7 +29,8 @@ pub async fn load(
             deadline: decl.deadline,
             memory_bytes: decl.memory_bytes,
             output_bytes: decl.output_bytes,
-            ..Limits::default()
+            stdio_bytes: decl.stdio_bytes,
+            log_lines: decl.log_lines,
         };
         let services = Services {
             documents: corpus.clone(),
@@ -115,6 +116,27 @@ impl Tool for PluginTool {
                 stdout: report.stdout.clone(),
                 stderr: report.stderr.clone(),
             });
+            let id = &self.plugin.id;
+            if report.logs_dropped > 0 {
+                self.events.emit(EventKind::LimitHit {
+                    task: None,
+                    agent: None,
+                    limit: "log_lines".into(),
+                    value: self.plugin.limits.log_lines.to_string(),
+                    key: format!("plugins[{id}].limits.log_lines"),
+                    action: format!("{} further log line(s) dropped", report.logs_dropped),
+                });
+            }
+            if report.stdio_full {
+                self.events.emit(EventKind::LimitHit {
+                    task: None,
+                    agent: None,
+                    limit: "stdio_kb".into(),
+                    value: (self.plugin.limits.stdio_bytes >> 10).to_string(),
+                    key: format!("plugins[{id}].limits.stdio_kb"),
+                    action: "stdout/stderr beyond the cap was refused to the plugin".into(),
+                });
+            }
             if let Some(limit) = report.limit {
                 self.events.emit(EventKind::LimitHit {
                     task: None,

@@ -143,6 +143,21 @@ fn call(args: PluginCallArgs) -> Result<u8, Failure> {
     for l in &report.logs {
         let _ = writeln!(err, "log {}: {}", l.level, l.message);
     }
+    if report.logs_dropped > 0 {
+        let _ = writeln!(
+            err,
+            "{} more log line(s) dropped (limit: {} per call)",
+            report.logs_dropped,
+            Limits::default().log_lines
+        );
+    }
+    if report.stdio_full {
+        let _ = writeln!(
+            err,
+            "stdout/stderr reached the cap of {} KiB",
+            Limits::default().stdio_bytes >> 10
+        );
+    }
     for d in &report.denied {
         let _ = writeln!(err, "denied: {d}");
     }
