@@ -96,15 +96,11 @@ fn fan_out_runs_per_document_tasks_concurrently_and_the_reduce_gets_every_output
             Reply::error(400, None)
         }
     });
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let o = run_crew(
+    let (_tmp, out) = run_completed(
         &server.url,
         &repo().join("crews/contract-risk.json"),
-        &out,
         &["--docs", &licences()],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // Three instances, all at once, then the register.
     assert_eq!(server.max_concurrency(), 3);
@@ -129,19 +125,11 @@ fn fan_out_runs_per_document_tasks_concurrently_and_the_reduce_gets_every_output
         let file = out.join(format!("risks.{doc}.json"));
         assert_eq!(read_json(&file)["document"], doc);
     }
-    let register_prompt = server
-        .requests()
-        .into_iter()
-        .find(|b| {
-            b["messages"][0]["content"]
-                .as_str()
-                .unwrap()
-                .contains("Risk manager")
-        })
-        .unwrap()["messages"][1]["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let register_prompt =
+        requests_of(server.requests(), "Risk manager")[0]["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
     for doc in ["Apache-2.0.txt", "BSD-3-Clause.txt", "MPL-2.0.txt"] {
         assert!(
             register_prompt.contains(&format!("### `risks[{doc}]`")),
@@ -235,16 +223,12 @@ fn a_citation_that_does_not_match_is_fed_back_and_corrected() {
             Reply::text(r#"{"verdict": "approve", "feedback": "ok"}"#)
         }
     });
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
     let doc = repo().join("examples/documents/licenses/BSD-3-Clause.txt");
-    let o = run_crew(
+    let (_tmp, out) = run_completed(
         &server.url,
         &repo().join("crews/document-review.json"),
-        &out,
         &["--docs", doc.to_str().unwrap()],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     let ev = events(&out);
     let checks = of_type(&ev, "citations_checked");
@@ -299,16 +283,12 @@ fn a_citation_that_stays_wrong_is_marked_in_the_report() {
             Reply::text(r#"{"verdict": "approve", "feedback": "ok"}"#)
         }
     });
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
     let doc = repo().join("examples/documents/licenses/BSD-3-Clause.txt");
-    let o = run_crew(
+    let (_tmp, out) = run_completed(
         &server.url,
         &repo().join("crews/document-review.json"),
-        &out,
         &["--docs", doc.to_str().unwrap()],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let ev = events(&out);
     let limits: Vec<&Value> = of_type(&ev, "limit_hit")
         .into_iter()

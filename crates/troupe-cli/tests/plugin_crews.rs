@@ -51,26 +51,13 @@ fn an_agent_calls_the_c_textstats_plugin_in_a_crew() {
             Reply::error(400, None)
         }
     });
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    let o = run_crew(
+    let (_tmp, out) = run_completed(
         &server.url,
         &repo().join("crews/compare-documents.json"),
-        &out,
         &[],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    let editor = server
-        .requests()
-        .into_iter()
-        .filter(|b| {
-            b["messages"][0]["content"]
-                .as_str()
-                .unwrap()
-                .contains("Technical editor")
-        })
-        .collect::<Vec<_>>();
+    let editor = requests_of(server.requests(), "Technical editor");
     let tools: Vec<&str> = editor[0]["tools"]
         .as_array()
         .unwrap()

@@ -75,3 +75,25 @@ pub fn crew_file(dir: &Path, name: &str, crew: &Value) -> PathBuf {
     std::fs::write(&p, serde_json::to_string_pretty(crew).unwrap()).unwrap();
     p
 }
+
+/// Runs `crew` into a fresh temporary output directory, asserts that it completed, and returns
+/// the directory (kept alive by the `TempDir`) and the output path.
+pub fn run_completed(base_url: &str, crew: &Path, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = run_crew(base_url, crew, &out, extra);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    (tmp, out)
+}
+
+/// The request bodies the fake server received from the agent whose persona contains `role`.
+pub fn requests_of(requests: Vec<Value>, role: &str) -> Vec<Value> {
+    requests
+        .into_iter()
+        .filter(|b| {
+            b["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|c| c.contains(role))
+        })
+        .collect()
+}
