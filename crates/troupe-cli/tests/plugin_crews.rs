@@ -259,3 +259,272 @@ fn plugin_inspect_and_call_from_the_command_line() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("hint: its tools are: stats"));
 }
+
+/// The tool results the agent `role` got back, by tool name, from its last request.
+fn results_by_tool(requests: &[Value], role: &str) -> std::collections::HashMap<String, Value> {
+    let reqs = requests_of(requests.to_vec(), role);
+    let messages = reqs.last().unwrap()["messages"].as_array().unwrap().clone();
+    let mut names = std::collections::HashMap::new();
+    for m in &messages {
+        for call in m["tool_calls"].as_array().into_iter().flatten() {
+            names.insert(
+                call["id"].as_str().unwrap().to_string(),
+                call["function"]["name"].as_str().unwrap().to_string(),
+            );
+        }
+    }
+    messages
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| {
+            let name = names[m["tool_call_id"].as_str().unwrap()].clone();
+            let content = m["content"].as_str().unwrap();
+            let value = serde_json::from_str(content)
+                .unwrap_or_else(|e| panic!("{name} returned non-JSON ({e}): {content}"));
+            (name, value)
+        })
+        .collect()
+}
+
+/// contract-changes: the Python (clausediff), JavaScript (entities) and Zig (keywords) plugins
+/// read the run's documents through their `documents` grant, the AssemblyScript (tables) plugin
+/// totals a fee schedule; every result reaches the model through the agent loop and is right.
+#[test]
+fn every_shipped_plugin_works_in_a_crew_through_the_agent_loop() {
+    for p in [
+        "plugins/clausediff-py/clausediff.wasm",
+        "plugins/entities-js/entities.wasm",
+        "plugins/keywords-zig/keywords.wasm",
+        "plugins/tables-as/tables.wasm",
+    ] {
+        built(p);
+    }
+    let (old, new) = ("services-agreement-2024.md", "services-agreement-2025.md");
+    let fee_table: String = std::fs::read_to_string(
+        repo()
+            .join("examples/documents/agreement-versions")
+            .join(new),
+    )
+    .unwrap()
+    .lines()
+    .filter(|l| l.starts_with('|'))
+    .collect::<Vec<_>>()
+    .join("\n");
+    let server = FakeServer::start(move |r| {
+        let results = r.tool_results();
+        if r.is("Change analyst") {
+            if results.is_empty() {
+                return Reply::tool_calls(&[
+                    (
+                        "clausediff.diff",
+                        &json!({"document_a": old, "document_b": new}).to_string(),
+                    ),
+                    ("entities.extract", &json!({"document": new}).to_string()),
+                    (
+                        "keywords.rank",
+                        &json!({"document": new, "top": 5}).to_string(),
+                    ),
+                    (
+                        "docs.search",
+                        &json!({"query": "runs for three years", "document": new, "limit": 1})
+                            .to_string(),
+                    ),
+                ]);
+            }
+            let hits: Value = serde_json::from_str(results[3]).unwrap();
+            let chunk = hits["results"][0]["chunk"].as_str().unwrap();
+            Reply::text(
+                &json!({"changes": [{"area": "term", "summary": "Three years instead of one.",
+                    "chunk": chunk, "quote": "runs for three (3) years"}]})
+                .to_string(),
+            )
+        } else if r.is("Pricing analyst") {
+            if results.is_empty() {
+                Reply::tool_call(
+                    "tables.summarize",
+                    &json!({"table": fee_table.clone()}).to_string(),
+                )
+            } else {
+                Reply::text("The 2025 schedule totals 8,225 GBP a month.")
+            }
+        } else if r.is("Commercial lawyer") {
+            Reply::text("The term triples; push back on the 5% fee cap.")
+        } else if r.is("General counsel") {
+            Reply::text(r#"{"verdict": "approve", "feedback": "Accurate."}"#)
+        } else {
+            Reply::error(400, None)
+        }
+    });
+    let (_tmp, out) = run_completed(
+        &server.url,
+        &repo().join("crews/contract-changes.json"),
+        &[],
+    );
+    let requests = server.requests();
+
+    let analyst = results_by_tool(&requests, "Change analyst");
+    // Python: the clause-level diff of the two versions, read through `grants.documents`.
+    let diff = &analyst["clausediff.diff"];
+    assert_eq!(
+        diff["removed"],
+        json!([
+            "Either party may terminate this Agreement for convenience on sixty (60) days' written notice."
+        ]),
+        "{diff:#}"
+    );
+    let changed = diff["changed"].as_array().unwrap();
+    assert!(
+        changed.iter().any(|c| c["before"]
+            == "The Agreement starts on March 1, 2024 and runs for one (1) year."
+            && c["after"] == "The Agreement starts on March 1, 2025 and runs for three (3) years."),
+        "{diff:#}"
+    );
+    assert!(
+        diff["added"].as_array().unwrap().iter().any(|a| a
+            .as_str()
+            .unwrap()
+            .starts_with("Provider shall notify Customer of any Security Incident")),
+        "{diff:#}"
+    );
+    // JavaScript: the facts of the new version.
+    let facts = &analyst["entities.extract"];
+    let values = |kind: &str| -> Vec<String> {
+        facts[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["value"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(values("date"), ["March 1, 2025"], "{facts:#}");
+    assert_eq!(values("percentage"), ["1.5%", "5%", "99.9%", "0.5%", "25%"]);
+    assert!(values("duration").contains(&"seventy-two (72) hours".to_string()));
+    assert!(values("defined_term").contains(&"Security Incident".to_string()));
+    assert_eq!(
+        values("email"),
+        ["legal@northwind.example", "contracts@contoso.example"]
+    );
+    let agreement = facts["defined_term"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["value"] == "Agreement")
+        .unwrap();
+    assert_eq!(agreement["lines"], json!([3]), "{facts:#}");
+    // Zig: what the new version is about.
+    let ranked = &analyst["keywords.rank"];
+    let terms: Vec<&str> = ranked["keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["term"].as_str().unwrap())
+        .collect();
+    assert_eq!(terms.len(), 5, "{ranked:#}");
+    assert_eq!(terms[0], "customer", "{ranked:#}");
+    assert!(terms.contains(&"provider"), "{ranked:#}");
+    // AssemblyScript: the fee schedule's numbers.
+    let fees = &results_by_tool(&requests, "Pricing analyst")["tables.summarize"];
+    assert_eq!(fees["rows"], 4, "{fees:#}");
+    let monthly = &fees["columns"][2];
+    assert_eq!(monthly["name"], "Monthly fee (GBP)");
+    assert_eq!(monthly["type"], "number");
+    assert_eq!(monthly["sum"], 8225);
+    assert_eq!(monthly["max"], 4600);
+
+    let ev = events(&out);
+    let loaded = of_type(&ev, "plugin_loaded");
+    let kinds: Vec<(&str, &str)> = loaded
+        .iter()
+        .map(|e| (e["plugin"].as_str().unwrap(), e["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("clausediff", "component"),
+            ("entities", "component"),
+            ("keywords", "core_module"),
+            ("tables", "core_module")
+        ]
+    );
+    let calls = of_type(&ev, "plugin_call");
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    assert!(calls.iter().all(|c| c["ok"] == true), "{calls:#?}");
+    // The change analyst's citation came from docs.search and checks out.
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["summary"]["verified"], 1, "{report:#}");
+}
+
+/// The second load of a plugin takes its compiled code from the on-disk cache, and says so in
+/// the `plugin_loaded` event and in `troupe plugin inspect`.
+#[test]
+fn compiled_plugins_are_cached_on_disk_and_reused() {
+    let wasm = built("plugins/keywords-zig/keywords.wasm");
+    let cache = tempfile::tempdir().unwrap();
+    let server = FakeServer::start(|r| {
+        if r.tool_results().is_empty() {
+            Reply::tool_call("keywords.rank", r#"{"text": "alpha beta alpha", "top": 1}"#)
+        } else {
+            Reply::text("done")
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let crew = crew_file(
+        tmp.path(),
+        "crew.json",
+        &json!({
+            "name": "cached",
+            "llm": {"provider": "openai", "model": "m"},
+            "plugins": [{"id": "keywords", "path": wasm}],
+            "agents": [{"id": "a", "role": "Analyst", "goal": "g", "tools": ["keywords.*"]}],
+            "tasks": [{"id": "t", "agent": "a", "description": "Rank."}]
+        }),
+    );
+    let mut outcomes = Vec::new();
+    for round in 0..2 {
+        let out = tmp.path().join(format!("out{round}"));
+        let o = troupe(&server.url)
+            .env("TROUPE_CACHE_DIR", cache.path())
+            .arg("run")
+            .arg(&crew)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let ev = events(&out);
+        let loaded = of_type(&ev, "plugin_loaded");
+        assert_eq!(loaded.len(), 1);
+        outcomes.push(loaded[0]["cache"].as_str().unwrap().to_string());
+        assert_eq!(of_type(&ev, "plugin_call")[0]["ok"], true);
+    }
+    assert_eq!(outcomes, ["stored", "hit"]);
+    let entries = std::fs::read_dir(cache.path().join("plugins"))
+        .unwrap()
+        .count();
+    assert_eq!(entries, 1, "one compiled entry, reused");
+
+    let o = troupe("http://unused")
+        .env("TROUPE_CACHE_DIR", cache.path())
+        .args(["plugin", "inspect"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("compiled code from the cache"),
+        "{}",
+        text(&o)
+    );
+    // Turned off, nothing is read or written.
+    let o = troupe("http://unused")
+        .env("TROUPE_CACHE_DIR", cache.path())
+        .env("TROUPE_PLUGIN_CACHE", "off")
+        .args(["plugin", "inspect"])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("compiled; cache off"),
+        "{}",
+        text(&o)
+    );
+}

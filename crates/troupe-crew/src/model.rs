@@ -47,6 +47,7 @@ pub struct PluginDecl {
     pub output_bytes: usize,
     pub stdio_bytes: usize,
     pub log_lines: usize,
+    pub http_bytes: usize,
     /// Position in `plugins`, for locating diagnostics.
     pub index: usize,
 }

@@ -610,11 +610,12 @@ impl Checker<'_> {
             }
             let grants = p.grants.clone().unwrap_or_default();
             for (j, host) in grants.http.iter().enumerate() {
-                if host.is_empty() || host.contains(['/', ':', ' ']) {
+                let bare = host.strip_prefix("*.").unwrap_or(host);
+                if bare.is_empty() || bare.contains(['/', ':', ' ', '*']) {
                     self.err(
                         path.key("grants").key("http").index(j),
                         format!("`{host}` is not a host name"),
-                        "list bare host names such as `api.example.org` (no scheme, port or path)",
+                        "list bare host names such as `api.example.org`, or `*.example.org` for its subdomains (no scheme, port or path)",
                     );
                 }
             }
@@ -624,6 +625,7 @@ impl Checker<'_> {
                 ("memory_mb", limits.memory_mb.map(f64::from)),
                 ("output_kb", limits.output_kb.map(f64::from)),
                 ("stdio_kb", limits.stdio_kb.map(f64::from)),
+                ("http_kb", limits.http_kb.map(f64::from)),
             ] {
                 if value == Some(0.0) {
                     self.err(
@@ -645,6 +647,7 @@ impl Checker<'_> {
                 output_bytes: (limits.output_kb.unwrap_or(256) as usize) << 10,
                 stdio_bytes: (limits.stdio_kb.unwrap_or(16) as usize) << 10,
                 log_lines: limits.log_lines.unwrap_or(100) as usize,
+                http_bytes: (limits.http_kb.unwrap_or(1024) as usize) << 10,
                 index: i,
             });
         }

@@ -80,7 +80,8 @@ pub struct GrantsSpec {
     /// A key-value space private to this plugin for this run.
     #[serde(default)]
     pub kv: bool,
-    /// Hosts the plugin may send HTTP GET requests to.
+    /// Hosts the plugin may send HTTP GET requests to (`*.example.org` for its subdomains);
+    /// redirects are followed only to these hosts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<String>,
 }
@@ -104,6 +105,9 @@ pub struct PluginLimitsSpec {
     /// `host.log` lines kept per call. Default: 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_lines: Option<u32>,
+    /// Body size of one `http-get` response, in KiB; a larger one is refused. Default: 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_kb: Option<u32>,
 }
 
 /// Where the documents are and how they are cut into chunks.

@@ -6,6 +6,7 @@ use crate::sandbox::{LogLine, State};
 wasmtime::component::bindgen!({
     path: "wit",
     world: "tool-plugin",
+    imports: { "troupe:plugin/host.http-get": async },
     exports: { default: async },
 });
 
@@ -107,23 +108,29 @@ impl Host for State {
         self.services.config.get(&key).cloned()
     }
 
-    fn http_get(&mut self, url: String) -> Result<String, String> {
-        let host = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ':', '?']).next())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let granted = self
-            .grants
-            .http
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&host));
+    async fn http_get(&mut self, url: String) -> Result<String, String> {
+        let parsed = reqwest::Url::parse(&url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!(
+                "only http and https URLs can be fetched, not `{url}`"
+            ));
+        }
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let granted = crate::http::allowed(&self.grants.http, &host);
         self.require(
             granted,
             &format!("HTTP access to `{host}`"),
             &format!("\"http\": [\"{host}\"]"),
         )?;
-        Err("HTTP fetch is not available in this version of the host".into())
+        let client = self
+            .services
+            .http
+            .clone()
+            .ok_or("HTTP is not set up for this plugin")?;
+        let fetched = crate::http::get(&client, parsed, self.http_bytes, self.deadline).await;
+        if let Err(crate::http::Failure::TooLarge(_)) = &fetched {
+            self.hits.push("limits.http_kb");
+        }
+        fetched.map_err(|f| f.to_string())
     }
 }

@@ -7,13 +7,17 @@
 //! instance in a fresh store: nothing leaks between calls except through the granted key-value
 //! space. Calls are bounded by a deadline (epoch interruption), a memory cap, an output cap; WASI
 //! grants nothing (no files, no environment, no sockets); host capabilities need grants.
+//! Compiled code is cached on disk (see `cache`), so a plugin is compiled once per version.
 
+mod cache;
 mod error;
 mod host;
+mod http;
 pub mod load;
 mod plugin;
 mod sandbox;
 
+pub use cache::CacheOutcome;
 pub use error::PluginError;
 pub use plugin::{CallReport, Description, Plugin, ToolInfo};
 pub use sandbox::{Grants, Limits, LogLine, Services};

@@ -5,11 +5,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::cache::{self, CacheOutcome};
 use crate::error::PluginError;
 use crate::host::ToolPluginPre;
 use crate::load::{self, Kind};
@@ -60,6 +61,8 @@ pub struct CallReport {
     pub duration: Duration,
     /// Which limit ended the call, as its crew-file key.
     pub limit: Option<&'static str>,
+    /// Limits hit during the call that did not end it (the plugin got an error instead).
+    pub hits: Vec<&'static str>,
 }
 
 struct Shared {
@@ -109,6 +112,12 @@ pub struct Plugin {
     pub description: Description,
     pub grants: Grants,
     pub limits: Limits,
+    /// Whether the compiled code came from the on-disk cache.
+    pub cache: CacheOutcome,
+    /// Why the cache was not used, when it could not be.
+    pub cache_note: Option<String>,
+    /// Time to read, convert and compile (or load from the cache) and describe the plugin.
+    pub load_time: Duration,
     pre: ToolPluginPre<State>,
     services: Services,
 }
@@ -137,6 +146,7 @@ impl Plugin {
             reason,
             hint: hint.to_string(),
         };
+        let started = Instant::now();
         let shared = shared().map_err(|e| err(e, "report this bug"))?;
         let bytes = std::fs::read(path).map_err(|e| {
             err(
@@ -144,13 +154,26 @@ impl Plugin {
                 "check the plugin's `path` (relative to the crew file)",
             )
         })?;
-        let (component, kind) = load::component_bytes(path, &bytes)?;
-        let component = Component::new(&shared.engine, &component).map_err(|e| {
-            err(
-                format!("not a valid component: {e:#}"),
-                "rebuild the plugin; see plugins/README.md",
-            )
-        })?;
+        // Converting and compiling are CPU work of up to seconds: off the async threads.
+        let engine = shared.engine.clone();
+        let owned = path.to_path_buf();
+        let (component, kind, cache, cache_note) = tokio::task::spawn_blocking(move || {
+            let (component, kind) = load::component_bytes(&owned, &bytes)?;
+            let (component, cache, note) =
+                cache::compile(&engine, &component).map_err(|e| PluginError::Load {
+                    path: owned.clone(),
+                    reason: format!("not a valid component: {e:#}"),
+                    hint: "rebuild the plugin; see plugins/README.md".into(),
+                })?;
+            Ok::<_, PluginError>((component, kind, cache, note))
+        })
+        .await
+        .map_err(|e| err(format!("compiling stopped: {e}"), "report this bug"))??;
+        let mut services = services;
+        if !grants.http.is_empty() {
+            services.http =
+                Some(crate::http::client(&grants.http).map_err(|e| err(e, "report this bug"))?);
+        }
         let world_hint = "build the plugin against crates/troupe-plugin/wit/world.wit (`troupe:plugin/tool-plugin@0.1.0`); it may import only the `host` interface and WASI";
         let instance_pre = shared.linker.instantiate_pre(&component).map_err(|e| {
             err(
@@ -175,6 +198,9 @@ impl Plugin {
             },
             grants,
             limits,
+            cache,
+            cache_note,
+            load_time: Duration::ZERO,
             pre,
             services,
         };
@@ -191,6 +217,7 @@ impl Plugin {
                 "return {\"name\": …, \"version\": …, \"tools\": [{\"name\", \"description\", \"parameters\"}]}",
             )
         })?;
+        plugin.load_time = started.elapsed();
         Ok(plugin)
     }
 
@@ -226,6 +253,9 @@ impl Plugin {
             max_logs: self.limits.log_lines,
             logs_dropped: 0,
             denied: Vec::new(),
+            deadline: started + self.limits.deadline,
+            http_bytes: self.limits.http_bytes,
+            hits: Vec::new(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -277,6 +307,7 @@ impl Plugin {
             denied: state.denied,
             duration: started.elapsed(),
             limit,
+            hits: state.hits,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Limits {
     pub stdio_bytes: usize,
     /// Log lines kept per call (the rest are counted and reported). Default 100.
     pub log_lines: usize,
+    /// Body size of one `http-get` response; a larger one is refused. Default 1 MiB.
+    pub http_bytes: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             output_bytes: 256 << 10,
             stdio_bytes: 16 << 10,
             log_lines: 100,
+            http_bytes: 1 << 20,
         }
     }
 }
@@ -55,6 +58,8 @@ pub struct Services {
     pub documents: Option<Arc<Corpus>>,
     pub kv: Arc<Mutex<HashMap<String, String>>>,
     pub config: BTreeMap<String, String>,
+    /// The HTTP client for `http-get`, made by `Plugin::load` when `grants.http` names hosts.
+    pub http: Option<reqwest::Client>,
 }
 
 /// A log line a plugin wrote with `host.log`, or a denial the host recorded.
@@ -76,6 +81,11 @@ pub(crate) struct State {
     pub logs_dropped: usize,
     /// Capabilities the plugin asked for without a grant, with the key that would grant them.
     pub denied: Vec<String>,
+    /// When the call must end (`limits.deadline_ms`): host calls that wait stop by then too.
+    pub deadline: std::time::Instant,
+    pub http_bytes: usize,
+    /// Limits hit during the call that did not end it (the plugin got an error), as keys.
+    pub hits: Vec<&'static str>,
 }
 
 impl WasiView for State {

@@ -293,3 +293,206 @@ async fn a_module_of_another_world_is_refused_with_what_was_expected() {
     let err = load(&p, Grants::default()).await.unwrap_err().to_string();
     assert!(err.contains("troupe:plugin/host@0.2.0"), "{err}");
 }
+
+/// `invoke` passes its arguments to a host function of signature (ptr, len, retptr) returning
+/// `result<string, string>`, and returns that result as its own.
+fn passthrough(import: &str) -> String {
+    module(
+        &format!(
+            r#"(import "troupe:plugin/host@0.1.0" "{import}" (func $host (param i32 i32 i32)))"#
+        ),
+        "(call $host (local.get $ap) (local.get $al) (i32.const 48)) (i32.const 48)",
+    )
+}
+
+fn corpus() -> std::sync::Arc<troupe_docs::Corpus> {
+    std::sync::Arc::new(
+        troupe_docs::Corpus::from_texts(
+            vec![
+                (
+                    "nda.md".into(),
+                    troupe_docs::Format::Markdown,
+                    "# NDA\n\nThe Recipient shall keep the Confidential Information secret for five years.\n".into(),
+                ),
+                (
+                    "sla.md".into(),
+                    troupe_docs::Format::Markdown,
+                    "# SLA\n\nAvailability is 99.9% each month; service credits apply below it.\n"
+                        .into(),
+                ),
+            ],
+            troupe_docs::ChunkOptions::default(),
+        )
+        .unwrap(),
+    )
+}
+
+/// With `grants.documents`, a plugin lists, reads and searches the run's documents.
+#[tokio::test]
+async fn granted_documents_are_listed_read_and_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let services = Services {
+        documents: Some(corpus()),
+        ..Services::default()
+    };
+    let grants = Grants {
+        documents: true,
+        ..Grants::default()
+    };
+    let read = write(dir.path(), "read.wat", &passthrough("read-document"));
+    let plugin = Plugin::load("r", &read, grants.clone(), limits(), services.clone())
+        .await
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&plugin.call("echo", "sla.md").await.result.unwrap()).unwrap();
+    assert_eq!(doc["document"], "sla.md");
+    assert!(
+        doc["text"]
+            .as_str()
+            .unwrap()
+            .contains("Availability is 99.9%")
+    );
+    let missing = plugin.call("echo", "nope.md").await.result.unwrap_err();
+    assert!(
+        missing.contains("no document or chunk `nope.md`"),
+        "{missing}"
+    );
+
+    let search = module(
+        r#"(import "troupe:plugin/host@0.1.0" "search-documents" (func $search (param i32 i32 i32 i32)))"#,
+        "(call $search (local.get $ap) (local.get $al) (i32.const 3) (i32.const 48)) (i32.const 48)",
+    );
+    let search = write(dir.path(), "search.wat", &search);
+    let plugin = Plugin::load("s", &search, grants.clone(), limits(), services.clone())
+        .await
+        .unwrap();
+    let hits: serde_json::Value = serde_json::from_str(
+        &plugin
+            .call("echo", "confidential secret")
+            .await
+            .result
+            .unwrap(),
+    )
+    .unwrap();
+    let first = hits.as_array().unwrap()[0]["chunk"].as_str().unwrap();
+    assert!(first.starts_with("nda.md:"), "{hits:#}");
+    // The chunk id it found reads back as that chunk.
+    let plugin = Plugin::load("r", &read, grants.clone(), limits(), services.clone())
+        .await
+        .unwrap();
+    let chunk: serde_json::Value =
+        serde_json::from_str(&plugin.call("echo", first).await.result.unwrap()).unwrap();
+    assert_eq!(chunk["document"], "nda.md");
+    assert!(chunk["text"].as_str().unwrap().contains("five years"));
+
+    let list = module(
+        r#"(import "troupe:plugin/host@0.1.0" "list-documents" (func $list (param i32)))"#,
+        "(call $list (i32.const 48)) (i32.const 48)",
+    );
+    let list = write(dir.path(), "list.wat", &list);
+    let plugin = Plugin::load("l", &list, grants, limits(), services)
+        .await
+        .unwrap();
+    let docs: serde_json::Value =
+        serde_json::from_str(&plugin.call("echo", "").await.result.unwrap()).unwrap();
+    let ids: Vec<&str> = docs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["nda.md", "sla.md"]);
+}
+
+/// A local HTTP server: /small, /big (2 MiB), /redirect (to `localhost`, another host name),
+/// /slow (answers after 3 s).
+async fn http_server() -> String {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/small", get(|| async { "hello from the allowed host" }))
+        .route("/big", get(|| async { "x".repeat(2 << 20) }))
+        .route(
+            "/redirect",
+            get(
+                |axum::extract::State(port): axum::extract::State<u16>| async move {
+                    axum::response::Redirect::temporary(&format!("http://localhost:{port}/small"))
+                },
+            ),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        axum::serve(listener, app.with_state(port)).await.unwrap();
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// `http-get` fetches from granted hosts only — redirects included — and refuses bodies over
+/// `limits.http_kb`, reporting the limit; a fetch cannot outlive the call's deadline.
+#[tokio::test]
+async fn http_get_reaches_only_granted_hosts_within_the_size_cap() {
+    let base = http_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "http.wat", &passthrough("http-get"));
+    let plugin = Plugin::load(
+        "web",
+        &p,
+        Grants {
+            http: vec!["127.0.0.1".into()],
+            ..Grants::default()
+        },
+        Limits {
+            http_bytes: 64 << 10,
+            ..limits()
+        },
+        Services::default(),
+    )
+    .await
+    .unwrap();
+
+    let ok = plugin.call("echo", &format!("{base}/small")).await;
+    assert_eq!(ok.result, Ok("hello from the allowed host".into()));
+    assert!(ok.hits.is_empty() && ok.denied.is_empty());
+
+    let big = plugin.call("echo", &format!("{base}/big")).await;
+    let err = big.result.unwrap_err();
+    assert!(
+        err.contains("over the limit of 64 KiB (`limits.http_kb`)"),
+        "{err}"
+    );
+    assert_eq!(big.hits, ["limits.http_kb"]);
+
+    let other_host = base.replace("127.0.0.1", "localhost");
+    let denied = plugin.call("echo", &format!("{other_host}/small")).await;
+    let err = denied.result.unwrap_err();
+    assert!(err.contains("add `\"http\": [\"localhost\"]`"), "{err}");
+    assert_eq!(denied.denied.len(), 1);
+
+    let redirected = plugin.call("echo", &format!("{base}/redirect")).await;
+    let err = redirected.result.unwrap_err();
+    assert!(
+        err.contains("redirected to `localhost`, which is not in the plugin's `grants.http`"),
+        "{err}"
+    );
+
+    let missing = plugin.call("echo", &format!("{base}/missing")).await;
+    assert!(missing.result.unwrap_err().contains("HTTP 404"));
+
+    let file = plugin.call("echo", "file:///etc/passwd").await;
+    assert!(
+        file.result
+            .unwrap_err()
+            .contains("only http and https URLs can be fetched")
+    );
+
+    let slow = plugin.call("echo", &format!("{base}/slow")).await;
+    let err = slow.result.unwrap_err();
+    assert!(err.contains("deadline"), "{err}");
+}

@@ -120,7 +120,7 @@ pub async fn run(
     if let Some(c) = &corpus {
         docs_tools::register(&mut tools, c);
     }
-    let loaded = plugins::load(&crew, corpus.clone())
+    let loaded = plugins::load(&crew, corpus.clone(), &events)
         .await
         .map_err(Diagnostics)?;
     plugins::register(&mut tools, &loaded, &events);

@@ -58,6 +58,19 @@ pub enum EventKind {
         /// Earlier tool results removed from the conversation.
         dropped_tool_results: usize,
     },
+    /// A plugin was loaded: compiled, or its compiled code taken from the on-disk cache.
+    PluginLoaded {
+        plugin: String,
+        path: String,
+        /// `component`, or `core_module` (made a component at load time).
+        kind: String,
+        tools: Vec<String>,
+        /// `hit` (not compiled), `stored` (compiled and cached) or `compiled` (cache off).
+        cache: troupe_plugin::CacheOutcome,
+        /// Why the cache could not be used, when it could not.
+        cache_note: Option<String>,
+        duration_ms: u64,
+    },
     /// A plugin tool ran in its sandbox.
     PluginCall {
         plugin: String,

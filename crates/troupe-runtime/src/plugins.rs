@@ -7,38 +7,71 @@ use serde_json::Value;
 use troupe_crew::{Crew, Diagnostic, JsonPath, Target};
 use troupe_docs::Corpus;
 use troupe_llm::{BoxFuture, ToolSpec};
+use troupe_plugin::load::Kind;
 use troupe_plugin::{Grants, Limits, Plugin, PluginError, Services};
 
 use crate::events::{EventKind, Events, ms};
 use crate::tool::{Tool, ToolError, ToolRegistry};
 
-/// Loads every plugin the crew declares; each failure is a diagnostic at its `plugins[i]`.
+/// Loads every plugin the crew declares, all at once (compiling is CPU work off the async
+/// threads; the cache makes a second load cheap); each failure is a diagnostic at its
+/// `plugins[i].path`. Each load is a `plugin_loaded` event.
 pub async fn load(
     crew: &Crew,
     corpus: Option<Arc<Corpus>>,
+    events: &Events,
 ) -> Result<Vec<Arc<Plugin>>, Vec<Diagnostic>> {
-    let mut plugins = Vec::new();
-    let mut problems = Vec::new();
-    for decl in &crew.plugins {
-        let grants = Grants {
-            documents: decl.documents,
-            kv: decl.kv,
-            http: decl.http.clone(),
-        };
-        let limits = Limits {
-            deadline: decl.deadline,
-            memory_bytes: decl.memory_bytes,
-            output_bytes: decl.output_bytes,
-            stdio_bytes: decl.stdio_bytes,
-            log_lines: decl.log_lines,
-        };
+    let mut loading = tokio::task::JoinSet::new();
+    for (n, decl) in crew.plugins.iter().enumerate() {
+        let decl = decl.clone();
         let services = Services {
             documents: corpus.clone(),
-            kv: Default::default(),
-            config: decl.config.clone(),
+            ..Services::default()
         };
-        match Plugin::load(&decl.id, &decl.path, grants, limits, services).await {
-            Ok(p) => plugins.push(Arc::new(p)),
+        loading.spawn(async move {
+            let grants = Grants {
+                documents: decl.documents,
+                kv: decl.kv,
+                http: decl.http.clone(),
+            };
+            let limits = Limits {
+                deadline: decl.deadline,
+                memory_bytes: decl.memory_bytes,
+                output_bytes: decl.output_bytes,
+                stdio_bytes: decl.stdio_bytes,
+                log_lines: decl.log_lines,
+                http_bytes: decl.http_bytes,
+            };
+            let services = Services {
+                config: decl.config.clone(),
+                ..services
+            };
+            let loaded = Plugin::load(&decl.id, &decl.path, grants, limits, services).await;
+            (n, loaded)
+        });
+    }
+    let mut results: Vec<_> = loading.join_all().await;
+    results.sort_by_key(|(n, _)| *n);
+    let mut plugins = Vec::new();
+    let mut problems = Vec::new();
+    for ((_, loaded), decl) in results.into_iter().zip(&crew.plugins) {
+        match loaded {
+            Ok(p) => {
+                events.emit(EventKind::PluginLoaded {
+                    plugin: p.id.clone(),
+                    path: p.path.display().to_string(),
+                    kind: match p.kind {
+                        Kind::Component => "component",
+                        Kind::CoreModule => "core_module",
+                    }
+                    .into(),
+                    tools: p.description.tools.iter().map(|t| t.name.clone()).collect(),
+                    cache: p.cache,
+                    cache_note: p.cache_note.clone(),
+                    duration_ms: ms(p.load_time),
+                });
+                plugins.push(Arc::new(p));
+            }
             Err(e) => {
                 let (message, hint) = match e {
                     PluginError::Load { path, reason, hint } => (
@@ -135,6 +168,28 @@ impl Tool for PluginTool {
                     value: (self.plugin.limits.stdio_bytes >> 10).to_string(),
                     key: format!("plugins[{id}].limits.stdio_kb"),
                     action: "stdout/stderr beyond the cap was refused to the plugin".into(),
+                });
+            }
+            for hit in &report.hits {
+                let (limit, value, action) = match *hit {
+                    "limits.http_kb" => (
+                        "http_kb",
+                        (self.plugin.limits.http_bytes >> 10).to_string(),
+                        "an HTTP response over the cap was refused to the plugin",
+                    ),
+                    other => (
+                        other.trim_start_matches("limits."),
+                        String::new(),
+                        "refused",
+                    ),
+                };
+                self.events.emit(EventKind::LimitHit {
+                    task: None,
+                    agent: None,
+                    limit: limit.into(),
+                    value,
+                    key: format!("plugins[{id}].{hit}"),
+                    action: action.into(),
                 });
             }
             if let Some(limit) = report.limit {

@@ -49,6 +49,11 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
                         "core module (made a component at load time)",
                 }
             );
+            println!(
+                "loaded in {:.1} ms ({})",
+                plugin.load_time.as_secs_f64() * 1000.0,
+                cache_words(&plugin)
+            );
             for t in &d.tools {
                 println!(
                     "\n  {}: {}\n  parameters: {}",
@@ -62,6 +67,18 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
             Ok(OK)
         }
         PluginCommand::Call(args) => call(args),
+    }
+}
+
+fn cache_words(plugin: &Plugin) -> String {
+    let what = match plugin.cache {
+        troupe_plugin::CacheOutcome::Hit => "compiled code from the cache".to_string(),
+        troupe_plugin::CacheOutcome::Stored => "compiled, and cached".to_string(),
+        troupe_plugin::CacheOutcome::Compiled => "compiled; cache off".to_string(),
+    };
+    match &plugin.cache_note {
+        Some(note) => format!("{what}: {note}"),
+        None => what,
     }
 }
 
@@ -120,8 +137,8 @@ fn call(args: PluginCallArgs) -> Result<u8, Failure> {
             limits,
             Services {
                 documents,
-                kv: Default::default(),
                 config,
+                ..Services::default()
             },
         ))
         .map_err(load_failure)?;
@@ -157,6 +174,9 @@ fn call(args: PluginCallArgs) -> Result<u8, Failure> {
             "stdout/stderr reached the cap of {} KiB",
             Limits::default().stdio_bytes >> 10
         );
+    }
+    for h in &report.hits {
+        let _ = writeln!(err, "limit hit: {h} (the plugin got an error)");
     }
     for d in &report.denied {
         let _ = writeln!(err, "denied: {d}");

@@ -34,10 +34,14 @@ pub fn run(args: ValidateArgs) -> Result<u8, Failure> {
             .map_err(|e| {
                 Failure::internal(anyhow::anyhow!("cannot start the async runtime: {e}"))
             })?;
-        let plugins = rt
-            .block_on(troupe_runtime::plugins::load(&crew, Some(corpus.clone())))
-            .map_err(|d| Failure::user(Diagnostics(d)))?;
         let (events, _rx) = troupe_runtime::events::Events::channel();
+        let plugins = rt
+            .block_on(troupe_runtime::plugins::load(
+                &crew,
+                Some(corpus.clone()),
+                &events,
+            ))
+            .map_err(|d| Failure::user(Diagnostics(d)))?;
         troupe_runtime::plugins::register(&mut tools, &plugins, &events);
     }
     let problems = troupe_runtime::check_tools(&crew, &tools);

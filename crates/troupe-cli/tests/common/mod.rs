@@ -17,7 +17,12 @@ pub fn troupe(base_url: &str) -> Command {
     c.env_remove("OPENAI_API_KEY")
         .env("OPENAI_BASE_URL", base_url)
         .env("OPENAI_API_KEY", "sk-test")
-        .env("OPENAI_MODEL", "fake-model");
+        .env("OPENAI_MODEL", "fake-model")
+        // One plugin cache for every test process of the build: each plugin compiles once.
+        .env(
+            "TROUPE_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("troupe-cache"),
+        );
     c
 }
 

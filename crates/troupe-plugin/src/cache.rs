@@ -1,0 +1,125 @@
+//! Compiled plugins cached on disk, so the same plugin is never compiled twice: a JavaScript or
+//! Python component takes seconds to compile and milliseconds to reload.
+//!
+//! An entry is named by the SHA-256 of the component's bytes and of everything that makes
+//! machine code incompatible (wasmtime's version, the engine's configuration and the CPU features
+//! it compiled for, through `Engine::precompile_compatibility_hash`). Entries are written to a
+//! temporary file and renamed into place, so a reader never sees a partial file, and a file
+//! that is mapped is never rewritten.
+//!
+//! The cache directory is `$TROUPE_CACHE_DIR/plugins`, else `$XDG_CACHE_HOME/troupe/plugins`, else
+//! `~/.cache/troupe/plugins`; `TROUPE_PLUGIN_CACHE=off` turns it off.
+//!
+//! This is the crate's one `unsafe` block: loading compiled code. Its contract and why it holds
+//! are written beside it.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Where a plugin's compiled code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheOutcome {
+    /// Loaded from the cache: not compiled.
+    Hit,
+    /// Compiled, and stored for next time.
+    Stored,
+    /// Compiled; the cache is off or could not be written (the reason is in `CacheNote`).
+    Compiled,
+}
+
+/// The cache directory, or `None` when turned off.
+pub fn dir() -> Option<PathBuf> {
+    if std::env::var("TROUPE_PLUGIN_CACHE").is_ok_and(|v| v == "off" || v == "0") {
+        return None;
+    }
+    let base = std::env::var_os("TROUPE_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("troupe")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/troupe")))?;
+    Some(base.join("plugins"))
+}
+
+/// The file name of the entry for `component` compiled by `engine`.
+fn key(engine: &Engine, component: &[u8]) -> String {
+    struct Sha(Sha256);
+    impl Hasher for Sha {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut sha = Sha(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut sha);
+    sha.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    let engine_part = sha.0.finalize();
+    let content = Sha256::digest(component);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!("{}-{}.cwasm", hex(&content[..16]), hex(&engine_part[..8]))
+}
+
+/// The compiled component: from the cache when it is there, else compiled (and stored when the
+/// cache is on). A cache problem never fails a load: the reason comes back as a note.
+pub fn compile(
+    engine: &Engine,
+    component: &[u8],
+) -> Result<(Component, CacheOutcome, Option<String>), wasmtime::Error> {
+    let Some(dir) = dir() else {
+        return Ok((
+            Component::new(engine, component)?,
+            CacheOutcome::Compiled,
+            None,
+        ));
+    };
+    let path = dir.join(key(engine, component));
+    let mut note = None;
+    if path.is_file() {
+        match load(engine, &path) {
+            Ok(c) => return Ok((c, CacheOutcome::Hit, None)),
+            // Made by another build of wasmtime or damaged: compile again and replace it.
+            Err(e) => note = Some(format!("ignored cache entry {}: {e:#}", path.display())),
+        }
+    }
+    let compiled = Component::new(engine, component)?;
+    match store(&dir, &path, &compiled) {
+        Ok(()) => Ok((compiled, CacheOutcome::Stored, note)),
+        Err(e) => Ok((
+            compiled,
+            CacheOutcome::Compiled,
+            Some(format!(
+                "cannot write the plugin cache {}: {e}",
+                dir.display()
+            )),
+        )),
+    }
+}
+
+fn store(dir: &Path, path: &Path, compiled: &Component) -> std::io::Result<()> {
+    let bytes = compiled.serialize().map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, &bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn load(engine: &Engine, path: &Path) -> Result<Component, wasmtime::Error> {
+    // SAFETY: `deserialize_file` trusts the file to hold code that wasmtime itself produced and
+    // maps it; it checks the header, the wasmtime version and the engine configuration, but not
+    // the machine code. It holds because:
+    // - only `store` above writes this directory, with `Component::serialize` output of a
+    //   component it compiled from bytes whose SHA-256 is in the file name;
+    // - files are renamed into place whole and never written again, so a mapped file does not
+    //   change under us (a replaced entry is a new inode);
+    // - the directory is the user's own cache: whoever can write there can already run code as
+    //   that user, so it grants nothing a plugin could reach (plugins see no files at all).
+    unsafe { Component::deserialize_file(engine, path) }
+}
