@@ -38,6 +38,17 @@ pub enum PluginCommand {
     },
     /// Run one call in the sandbox and print its result and what it used
     Call(PluginCallArgs),
+    /// Make a new plugin from a skeleton that `plugins/build.sh` builds
+    New {
+        /// The plugin's name (lowercase letters, digits, `_`)
+        name: String,
+        /// c, zig, assemblyscript, js or python
+        #[arg(long)]
+        lang: String,
+        /// Where to make the plugin's directory
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]

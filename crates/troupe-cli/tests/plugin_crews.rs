@@ -528,3 +528,59 @@ fn compiled_plugins_are_cached_on_disk_and_reused() {
         text(&o)
     );
 }
+
+/// `troupe plugin new` makes a skeleton in each language that `plugins/build.sh` builds and whose
+/// tool works in the sandbox.
+#[test]
+fn plugin_new_makes_a_skeleton_that_builds_and_runs_in_every_language() {
+    let tmp = tempfile::tempdir().unwrap();
+    for lang in ["c", "zig", "assemblyscript", "js", "python"] {
+        let name = format!("count_{lang}");
+        let o = troupe("http://unused")
+            .args(["plugin", "new", &name, "--lang", lang, "--dir"])
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let dir = tmp.path().join(&name);
+        let status = std::process::Command::new(repo().join("plugins/build.sh"))
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the {lang} skeleton failed");
+        let o = troupe("http://unused")
+            .args(["plugin", "call"])
+            .arg(dir.join(format!("{name}.wasm")))
+            .args(["words", r#"{"text": "one two  three"}"#])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{lang}: {}", text(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["words"], 3, "{lang}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("log info: counted"),
+            "{lang}: {}",
+            text(&o)
+        );
+    }
+    // The directory exists now; a bad name and an unknown language are refused with a hint.
+    for args in [
+        ["count_c", "--lang", "c"],
+        ["Bad-Name", "--lang", "c"],
+        ["fine", "--lang", "cobol"],
+    ] {
+        let o = troupe("http://unused")
+            .args(["plugin", "new"])
+            .args(args)
+            .arg("--dir")
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("hint:"),
+            "{}",
+            text(&o)
+        );
+    }
+}

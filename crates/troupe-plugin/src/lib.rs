@@ -16,6 +16,7 @@ mod http;
 pub mod load;
 mod plugin;
 mod sandbox;
+pub mod skeleton;
 
 pub use cache::CacheOutcome;
 pub use error::PluginError;

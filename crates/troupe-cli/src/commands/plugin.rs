@@ -67,7 +67,44 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
             Ok(OK)
         }
         PluginCommand::Call(args) => call(args),
+        PluginCommand::New { name, lang, dir } => new(&name, &lang, &dir),
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn new(name: &str, lang: &str, parent: &std::path::Path) -> Result<u8, Failure> {
+    use troupe_plugin::skeleton::{self, Lang};
+    let lang = Lang::parse(lang).ok_or_else(|| {
+        Failure::user(anyhow!(
+            "unknown language `{lang}`\n  hint: use one of c, zig, assemblyscript, js, python"
+        ))
+    })?;
+    if let Some(why) = skeleton::check_name(name) {
+        return Err(Failure::user(anyhow!("{why}\n  hint: e.g. `word_count`")));
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(Failure::user(anyhow!(
+            "{} already exists\n  hint: choose another name, or another --dir",
+            dir.display()
+        )));
+    }
+    for (rel, text) in skeleton::files(name, lang) {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Failure::user(anyhow!("cannot create {}: {e}", parent.display())))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| Failure::user(anyhow!("cannot write {}: {e}", path.display())))?;
+        println!("created {}", path.display());
+    }
+    println!(
+        "\nnext: plugins/build.sh {0}   (from the Troupe checkout)\n      troupe plugin call {0}/{1}.wasm words '{{\"text\": \"a b c\"}}'",
+        dir.display(),
+        name
+    );
+    Ok(OK)
 }
 
 fn cache_words(plugin: &Plugin) -> String {
