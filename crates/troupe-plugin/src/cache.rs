@@ -8,13 +8,14 @@
 //! that is mapped is never rewritten.
 //!
 //! The cache directory is `$TROUPE_CACHE_DIR/plugins`, else `$XDG_CACHE_HOME/troupe/plugins`, else
-//! `~/.cache/troupe/plugins`; `TROUPE_PLUGIN_CACHE=off` turns it off.
+//! `~/.cache/troupe/plugins`; `TROUPE_PLUGIN_CACHE=off` turns it off; `set_dir` overrides both.
 //!
 //! This is the crate's one `unsafe` block: loading compiled code. Its contract and why it holds
 //! are written beside it.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -32,8 +33,25 @@ pub enum CacheOutcome {
     Compiled,
 }
 
+/// Set by an embedder (or a benchmark) instead of the environment: `Some(None)` turns the cache
+/// off, `Some(Some(dir))` uses `dir/plugins`.
+static OVERRIDE: RwLock<Option<Option<PathBuf>>> = RwLock::new(None);
+
+/// Uses `base/plugins` as the cache (`None`: no cache) for every later load in this process,
+/// whatever the environment says.
+pub fn set_dir(base: Option<PathBuf>) {
+    if let Ok(mut o) = OVERRIDE.write() {
+        *o = Some(base.map(|b| b.join("plugins")));
+    }
+}
+
 /// The cache directory, or `None` when turned off.
 pub fn dir() -> Option<PathBuf> {
+    if let Ok(o) = OVERRIDE.read()
+        && let Some(chosen) = o.clone()
+    {
+        return chosen;
+    }
     if std::env::var("TROUPE_PLUGIN_CACHE").is_ok_and(|v| v == "off" || v == "0") {
         return None;
     }

@@ -9,7 +9,7 @@
 //! grants nothing (no files, no environment, no sockets); host capabilities need grants.
 //! Compiled code is cached on disk (see `cache`), so a plugin is compiled once per version.
 
-mod cache;
+pub mod cache;
 mod error;
 mod host;
 mod http;
