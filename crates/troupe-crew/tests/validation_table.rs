@@ -45,6 +45,28 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "a plugin's HTTP grant takes host names, not URLs",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "plugins": [{"id": "web", "path": "Cargo.toml", "grants": {"http": ["https://api.example.org/v1"]}}],"#,
+        expect: (
+            r#""https://api.example.org/v1""#,
+            "plugins[0].grants.http[0]",
+            "`https://api.example.org/v1` is not a host name",
+            "`*.example.org` for its subdomains",
+        ),
+    },
+    Case {
+        name: "a zero HTTP response cap is refused",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "plugins": [{"id": "web", "path": "Cargo.toml", "limits": {"http_kb": 0}}],"#,
+        expect: (
+            "0}",
+            "plugins[0].limits.http_kb",
+            "`http_kb` is 0: no call could succeed",
+            "use a positive value",
+        ),
+    },
+    Case {
         name: "unknown key suggests the right one",
         from: r#""goal": "G" },
     { "id": "writer""#,
