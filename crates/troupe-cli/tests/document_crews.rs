@@ -1,6 +1,8 @@
 //! End to end with documents: the `troupe` binary runs the document crews of `crews/` on the
 //! licence texts of `examples/documents/`, against the fake OpenAI-compatible server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on a broken fixture
+
 mod common;
 
 use std::time::Duration;
@@ -67,43 +69,72 @@ fn risks_for(r: &Request) -> Value {
 /// outputs, and report.md / report.json resolve and check every citation.
 #[test]
 fn fan_out_runs_per_document_tasks_concurrently_and_the_reduce_gets_every_output() {
-    let server = FakeServer::start(|r| {
-        if r.is("Contract analyst") {
-            Reply::text(&risks_for(r).to_string()).after(Duration::from_millis(400))
-        } else if r.is("Risk manager") {
-            // Cite the first risk of each document as the findings gave it.
-            let mut body =
-                String::from("# Risk register\n\n| document | risk | severity |\n|---|---|---|\n");
-            for part in r.task().split("### `risks[").skip(1) {
-                let doc = part.split(']').next().unwrap_or("");
-                let json_start = part.find('{').unwrap_or(0);
-                let v: Value = serde_json::Deserializer::from_str(&part[json_start..])
-                    .into_iter::<Value>()
-                    .next()
-                    .and_then(Result::ok)
-                    .unwrap_or(Value::Null);
-                let first = &v["risks"][0];
-                body.push_str(&format!(
-                    "| {doc} | \"{}\" [{}] | medium |\n",
-                    first["quote"].as_str().unwrap_or(""),
-                    first["chunk"].as_str().unwrap_or("")
-                ));
-            }
-            Reply::text(&body)
-        } else if r.is("General counsel") {
-            Reply::text(r#"{"verdict": "approve", "feedback": "Complete."}"#)
-        } else {
-            Reply::error(400, None)
-        }
-    });
+    let server = FakeServer::start(contract_risk_replies);
     let (_tmp, out) = run_completed(
         &server.url,
         &repo().join("crews/contract-risk.json"),
         &["--docs", &licences()],
     );
-
     // Three instances, all at once, then the register.
     assert_eq!(server.max_concurrency(), 3);
+    fan_out_checks(&server, &out);
+}
+
+/// `limits.max_parallel` caps the fan-out: two instances at a time, the third waits, and the
+/// wait is a `limit_hit` event naming the key.
+#[test]
+fn max_parallel_caps_how_many_tasks_run_at_once() {
+    let server = FakeServer::start(contract_risk_replies);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut crew = read_json(&repo().join("crews/contract-risk.json"));
+    crew["limits"]["max_parallel"] = json!(2);
+    crew.as_object_mut().unwrap().remove("$schema");
+    let crew = crew_file(tmp.path(), "capped.json", &crew);
+    let (_out_tmp, out) = run_completed(&server.url, &crew, &["--docs", &licences()]);
+    assert_eq!(server.max_concurrency(), 2);
+    let ev = events(&out);
+    let hits: Vec<_> = of_type(&ev, "limit_hit")
+        .into_iter()
+        .filter(|e| e["key"] == "limits.max_parallel")
+        .collect();
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0]["value"], "2");
+    assert_eq!(hits[0]["task"], "risks[MPL-2.0.txt]");
+    fan_out_checks(&server, &out);
+}
+
+fn contract_risk_replies(r: &Request) -> Reply {
+    if r.is("Contract analyst") {
+        Reply::text(&risks_for(r).to_string()).after(Duration::from_millis(400))
+    } else if r.is("Risk manager") {
+        // Cite the first risk of each document as the findings gave it.
+        let mut body =
+            String::from("# Risk register\n\n| document | risk | severity |\n|---|---|---|\n");
+        for part in r.task().split("### `risks[").skip(1) {
+            let doc = part.split(']').next().unwrap_or("");
+            let json_start = part.find('{').unwrap_or(0);
+            let v: Value = serde_json::Deserializer::from_str(&part[json_start..])
+                .into_iter::<Value>()
+                .next()
+                .and_then(Result::ok)
+                .unwrap_or(Value::Null);
+            let first = &v["risks"][0];
+            body.push_str(&format!(
+                "| {doc} | \"{}\" [{}] | medium |\n",
+                first["quote"].as_str().unwrap_or(""),
+                first["chunk"].as_str().unwrap_or("")
+            ));
+        }
+        Reply::text(&body)
+    } else if r.is("General counsel") {
+        Reply::text(r#"{"verdict": "approve", "feedback": "Complete."}"#)
+    } else {
+        Reply::error(400, None)
+    }
+}
+
+/// What every contract-risk fan-out must show, however many ran at once.
+fn fan_out_checks(server: &FakeServer, out: &std::path::Path) {
     let run = read_json(&out.join("run.json"));
     let ids: Vec<&str> = run["tasks"]
         .as_array()
@@ -194,7 +225,7 @@ fn fan_out_runs_per_document_tasks_concurrently_and_the_reduce_gets_every_output
     assert!(md.contains("✓ verified"));
     assert!(!md.contains('✗'), "{md}");
 
-    let ev = events(&out);
+    let ev = events(out);
     let loaded = of_type(&ev, "documents_loaded");
     assert_eq!(loaded[0]["documents"], 3);
     assert_eq!(of_type(&ev, "citations_checked").len(), 4);

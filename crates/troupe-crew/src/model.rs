@@ -176,10 +176,13 @@ pub struct RunLimits {
     pub max_tokens: u64,
     pub max_cost_usd: Option<f64>,
     pub max_delegations: u32,
+    /// Tasks running at once.
+    pub max_parallel: usize,
     pub on_failure: OnFailure,
     pub on_limit: OnFailure,
 }
 
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_TOKENS: u64 = 1_000_000;
+pub const DEFAULT_MAX_PARALLEL: u32 = 8;
 pub const DEFAULT_MAX_ROUNDS: u32 = 2;

@@ -897,6 +897,13 @@ impl Checker<'_> {
                 "use a positive token budget, e.g. 200000",
             );
         }
+        if s.max_parallel == Some(0) {
+            self.err(
+                root().key("limits").key("max_parallel"),
+                "`max_parallel` is 0: no task could run",
+                "use a positive number of tasks at once, e.g. 4",
+            );
+        }
         RunLimits {
             timeout,
             max_tokens: s.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
@@ -904,6 +911,7 @@ impl Checker<'_> {
             max_delegations: s
                 .max_delegations
                 .unwrap_or(3 * u32::try_from(n_tasks).unwrap_or(u32::MAX / 3)),
+            max_parallel: s.max_parallel.unwrap_or(DEFAULT_MAX_PARALLEL) as usize,
             on_failure: s.on_failure.unwrap_or(OnFailure::Stop),
             on_limit: s.on_limit.unwrap_or(OnFailure::Continue),
         }

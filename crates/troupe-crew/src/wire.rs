@@ -358,6 +358,10 @@ pub struct LimitsSpec {
     /// Cost of the whole run in USD, when prices are set in `llm`. Default: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost_usd: Option<f64>,
+    /// Tasks running at the same time (per-document instances, parallel and hierarchical
+    /// crews): the rest wait for a free slot. Default: 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
     /// Delegations (assignments and re-assignments) a manager may make in one run. Default: 3 per task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delegations: Option<u32>,

@@ -438,9 +438,25 @@ impl Coordinator<'_> {
         tokio::pin!(shutdown);
         let mut running: JoinSet<(usize, TaskRecord)> = JoinSet::new();
         let mut stop: Option<RunStatus> = None;
+        let max_parallel = self.crew.limits.max_parallel;
+        let mut waited = false;
         loop {
             if stop.is_none() {
                 for i in 0..self.crew.tasks.len() {
+                    if running.len() >= max_parallel {
+                        if !waited && self.ready(i) {
+                            waited = true;
+                            self.run.events.emit(EventKind::LimitHit {
+                                task: Some(self.crew.tasks[i].id.clone()),
+                                agent: None,
+                                limit: "max_parallel".into(),
+                                value: max_parallel.to_string(),
+                                key: "limits.max_parallel".into(),
+                                action: "ready tasks wait for a running one to finish".into(),
+                            });
+                        }
+                        continue;
+                    }
                     // Instances of one `for_each` task are independent: they run together even
                     // in a sequential crew.
                     let same_group = self.crew.tasks[i].group.is_some()
