@@ -4,10 +4,10 @@
 #
 # A directory's language is told by its source file, named after the plugin:
 #   <name>.c (C: clang-14 + wasi-libc)      <name>.zig (Zig)      <name>.ts (AssemblyScript)
-#   <name>.js (JavaScript: componentize-js)  <name>.py (Python: componentize-py)
+#   <name>.js (JavaScript: componentize-qjs)  <name>.py (Python: componentize-py)
 # and the result is <dir>/<name>.wasm. Only the toolchains a build needs are installed, when
 # missing: Debian packages with apt; Zig and componentize-py from PyPI into
-# plugins/toolchain/venv; AssemblyScript and componentize-js from npm into
+# plugins/toolchain/venv; AssemblyScript and componentize-qjs from npm into
 # plugins/toolchain/node_modules (versions pinned in plugins/toolchain/). Idempotent: a plugin is
 # rebuilt only when a file of its directory is newer than its .wasm.
 set -euo pipefail
@@ -47,10 +47,10 @@ need_python() {
 }
 
 need_node() {
-  if [ ! -x "$tools/node_modules/.bin/asc" ] || [ ! -x "$tools/node_modules/.bin/componentize-js" ] \
+  if [ ! -x "$tools/node_modules/.bin/asc" ] || [ ! -x "$tools/node_modules/.bin/componentize-qjs" ] \
     || [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
     command -v npm >/dev/null || apt_install nodejs npm
-    say "installing assemblyscript and componentize-js (npm)"
+    say "installing assemblyscript and componentize-qjs (npm)"
     (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error >&2)
   fi
 }
@@ -101,9 +101,10 @@ build_dir() {
         --use "abort=$name/abort" -O3 --disableWarning 210) ;;
     *.js)
       need_node
-      say "building $out (JavaScript, componentize-js)"
-      "$tools/node_modules/.bin/componentize-js" "$src" --wit "$(wit_of "$dir")" \
-        --world-name tool-plugin --disable http fetch-event stdio random clocks -o "$out" >&2 ;;
+      # QuickJS, synchronous exports (the host calls plain component functions).
+      say "building $out (JavaScript, componentize-qjs)"
+      "$tools/node_modules/.bin/componentize-qjs" --sync --js "$src" --wit "$(wit_of "$dir")" \
+        --world tool-plugin -o "$out" >&2 ;;
     *.py)
       need_python
       say "building $out (Python, componentize-py)"

@@ -76,7 +76,7 @@ pub fn files(name: &str, lang: Lang) -> Vec<(PathBuf, String)> {
         text.replace("{{name}}", name),
     )];
     if lang.is_component() {
-        // componentize-js/-py generate bindings from the world; the build uses this copy.
+        // componentize-qjs/-py generate bindings from the world; the build uses this copy.
         files.push((PathBuf::from("wit/world.wit"), crate::WIT.to_string()));
     }
     files.push((PathBuf::from("README.md"), readme(name, lang, ext)));

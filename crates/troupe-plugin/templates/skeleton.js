@@ -1,5 +1,5 @@
 // {{name}}: a Troupe tool plugin in JavaScript, made a component of `troupe:plugin/tool-plugin@0.1.0`
-// by componentize-js. Build: plugins/build.sh <this directory>
+// by componentize-qjs (QuickJS). Build: plugins/build.sh <this directory>
 // Try: troupe plugin call {{name}}.wasm words '{"text": "a b c"}'
 // Host functions are imported from the world's `host` interface; one that fails throws.
 import { log } from 'troupe:plugin/host@0.1.0';
