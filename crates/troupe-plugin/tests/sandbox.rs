@@ -89,6 +89,47 @@ async fn a_core_module_is_described_and_called_through_the_world() {
     assert_eq!(again.logs.len(), 1);
 }
 
+/// Every call starts from the module's initial state, though instance slots are reused (and
+/// keep their pages resident): a byte of a data segment, a mutable global, the memory's size and
+/// a page beyond the first MiB are all as new on each call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_state_survives_from_one_call_to_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"(data (i32.const 5000) "0")
+  (global $calls (mut i32) (i32.const 0))"#;
+    let body = r#"
+    ;; [counter from the data segment + 1][pages at entry][far byte before writing][global + 1]
+    (i32.store8 (i32.const 5000) (i32.add (i32.load8_u (i32.const 5000)) (i32.const 1)))
+    (i32.store8 (i32.const 5001) (i32.add (i32.const 96) (memory.size)))
+    (drop (memory.grow (i32.const 40)))
+    (i32.store8 (i32.const 5002) (i32.add (i32.const 48) (i32.load8_u (i32.const 2621440))))
+    (i32.store8 (i32.const 2621440) (i32.const 7))
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (i32.store8 (i32.const 5003) (i32.add (i32.const 48) (global.get $calls)))
+    (i32.store8 (i32.const 32) (i32.const 0))
+    (i32.store (i32.const 36) (i32.const 5000))
+    (i32.store (i32.const 40) (i32.const 4))
+    (i32.const 32)"#;
+    let p = write(dir.path(), "state.wat", &module(extra, body));
+    let plugin = std::sync::Arc::new(load(&p, Grants::default()).await.unwrap());
+    for _ in 0..3 {
+        assert_eq!(
+            plugin.call("echo", "{}").await.result,
+            Ok("1a01".to_string())
+        );
+    }
+    // The same from calls running at once.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let plugin = plugin.clone();
+            tokio::spawn(async move { plugin.call("echo", "{}").await.result })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap(), Ok("1a01".to_string()));
+    }
+}
+
 /// Logging is bounded too, and never silently: lines over the cap are counted.
 #[tokio::test]
 async fn log_lines_over_the_cap_are_counted() {
