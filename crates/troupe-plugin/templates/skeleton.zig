@@ -3,7 +3,10 @@
 //! The canonical ABI by hand: strings are (pointer, length); results go through a return area.
 const std = @import("std");
 
-const gpa = std.heap.wasm_allocator;
+// A static buffer first, growing memory only past it: a call that fits never grows memory.
+var heap_buffer: [1 << 20]u8 = undefined;
+var heap = std.heap.BufferFirstAllocator.init(&heap_buffer, std.heap.wasm_allocator);
+const gpa = heap.allocator();
 
 /// host.log(level, message): 0 debug, 1 info, 2 warn, 3 error.
 extern "troupe:plugin/host@0.1.0" fn log(level: i32, ptr: [*]const u8, len: usize) void;
