@@ -5,8 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -455,7 +456,8 @@ fn every_shipped_plugin_works_in_a_crew_through_the_agent_loop() {
 }
 
 /// The second load of a plugin takes its compiled code from the on-disk cache, and says so in
-/// the `plugin_loaded` event and in `troupe plugin inspect`.
+/// the `plugin_loaded` event and in `troupe plugin inspect`. Storing an entry removes the
+/// entries no load can use any more (another engine's) or none has used for 30 days.
 #[test]
 fn compiled_plugins_are_cached_on_disk_and_reused() {
     let wasm = built("plugins/keywords-zig/keywords.wasm");
@@ -479,7 +481,25 @@ fn compiled_plugins_are_cached_on_disk_and_reused() {
             "tasks": [{"id": "t", "agent": "a", "description": "Rank."}]
         }),
     );
+    let entries_dir = cache.path().join("plugins");
+    std::fs::create_dir_all(&entries_dir).unwrap();
+    let other_engine = entries_dir.join(format!("{}-{}.cwasm", "0".repeat(32), "0".repeat(16)));
+    std::fs::write(&other_engine, b"made by another wasmtime").unwrap();
+    let month_ago = std::time::SystemTime::now() - Duration::from_secs(40 * 24 * 3600);
+    let age = |p: &Path, t: std::time::SystemTime| {
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(t).unwrap();
+    };
+    let entries = || {
+        let mut names: Vec<String> = std::fs::read_dir(&entries_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
     let mut outcomes = Vec::new();
+    let mut unused = PathBuf::new();
     for round in 0..2 {
         let out = tmp.path().join(format!("out{round}"));
         let o = troupe(&server.url)
@@ -496,12 +516,31 @@ fn compiled_plugins_are_cached_on_disk_and_reused() {
         assert_eq!(loaded.len(), 1);
         outcomes.push(loaded[0]["cache"].as_str().unwrap().to_string());
         assert_eq!(of_type(&ev, "plugin_call")[0]["ok"], true);
+        if round == 0 {
+            // Storing removed the other engine's entry.
+            let names = entries();
+            assert_eq!(names.len(), 1, "{names:?}");
+            assert!(!other_engine.exists());
+            // An entry of this engine that nothing used for 40 days, and keywords' own entry
+            // made to look as old: the next load uses (and so keeps) the second.
+            let (_, engine_part) = names[0].rsplit_once('-').unwrap();
+            unused = entries_dir.join(format!("{}-{engine_part}", "f".repeat(32)));
+            std::fs::write(&unused, b"an old plugin version").unwrap();
+            age(&unused, month_ago);
+            age(&entries_dir.join(&names[0]), month_ago);
+        }
     }
     assert_eq!(outcomes, ["stored", "hit"]);
-    let entries = std::fs::read_dir(cache.path().join("plugins"))
-        .unwrap()
-        .count();
-    assert_eq!(entries, 1, "one compiled entry, reused");
+    // The next store (another plugin) prunes the unused entry; keywords' entry was used.
+    let o = troupe("http://unused")
+        .env("TROUPE_CACHE_DIR", cache.path())
+        .args(["plugin", "inspect"])
+        .arg(built("plugins/tables-as/tables.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!unused.exists(), "{:?}", entries());
+    assert_eq!(entries().len(), 2, "keywords and tables: {:?}", entries());
 
     let o = troupe("http://unused")
         .env("TROUPE_CACHE_DIR", cache.path())

@@ -7,6 +7,10 @@
 //! temporary file and renamed into place, so a reader never sees a partial file, and a file
 //! that is mapped is never rewritten.
 //!
+//! Entries clean themselves up: when a new entry is stored, entries that another engine made (an
+//! older Troupe or wasmtime, other CPU features: this one can never load them) and entries no
+//! load has used for 30 days are removed. A load that uses an entry marks it used (its mtime).
+//!
 //! The cache directory is `$TROUPE_CACHE_DIR/plugins`, else `$XDG_CACHE_HOME/troupe/plugins`, else
 //! `~/.cache/troupe/plugins`; `TROUPE_PLUGIN_CACHE=off` turns it off; `set_dir` overrides both.
 //!
@@ -16,6 +20,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -62,7 +67,11 @@ pub fn dir() -> Option<PathBuf> {
     Some(base.join("plugins"))
 }
 
-/// The file name of the entry for `component` compiled by `engine`.
+/// Entries that no load has used for this long are removed when a new entry is stored.
+const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The file name of the entry for `component` compiled by `engine`:
+/// `<content hash>-<engine hash>.cwasm`.
 fn key(engine: &Engine, component: &[u8]) -> String {
     struct Sha(Sha256);
     impl Hasher for Sha {
@@ -99,14 +108,20 @@ pub fn compile(
     let mut note = None;
     if path.is_file() {
         match load(engine, &path) {
-            Ok(c) => return Ok((c, CacheOutcome::Hit, None)),
+            Ok(c) => {
+                mark_used(&path);
+                return Ok((c, CacheOutcome::Hit, None));
+            }
             // Made by another build of wasmtime or damaged: compile again and replace it.
             Err(e) => note = Some(format!("ignored cache entry {}: {e:#}", path.display())),
         }
     }
     let compiled = Component::new(engine, component)?;
     match store(&dir, &path, &compiled) {
-        Ok(()) => Ok((compiled, CacheOutcome::Stored, note)),
+        Ok(()) => {
+            prune(&dir, &path);
+            Ok((compiled, CacheOutcome::Stored, note))
+        }
         Err(e) => Ok((
             compiled,
             CacheOutcome::Compiled,
@@ -126,6 +141,58 @@ fn store(dir: &Path, path: &Path, compiled: &Component) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Marks an entry used (its modification time), at most once a day: the age `prune` goes by.
+fn mark_used(path: &Path) {
+    let stale = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+    if stale && let Ok(f) = std::fs::File::options().write(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+/// After `fresh` was stored: removes the entries this engine can never load (another engine
+/// hash), entries unused for `UNUSED_FOR`, and temporary files a crashed write left a day ago.
+/// Best effort; a process that has an entry mapped keeps it until it exits.
+fn prune(dir: &Path, fresh: &Path) {
+    let Some(engine_part) = fresh
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once('-'))
+        .map(|(_, e)| format!("-{e}"))
+    else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if path == fresh {
+            continue;
+        }
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        let remove = if name.ends_with(".cwasm") {
+            !name.ends_with(&engine_part) || age > UNUSED_FOR
+        } else {
+            name.starts_with(".tmp") && age > Duration::from_secs(24 * 3600)
+        };
+        if remove {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 #[allow(unsafe_code)]
