@@ -67,6 +67,7 @@ pub fn dir() -> Option<PathBuf> {
     Some(base.join("plugins"))
 }
 
+const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Entries that no load has used for this long are removed when a new entry is stored.
 const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -143,14 +144,19 @@ fn store(dir: &Path, path: &Path, compiled: &Component) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Marks an entry used (its modification time), at most once a day: the age `prune` goes by.
-fn mark_used(path: &Path) {
-    let stale = std::fs::metadata(path)
-        .and_then(|m| m.modified())
+/// Time since a file was last modified (zero when unknown).
+fn age(meta: std::io::Result<std::fs::Metadata>) -> Duration {
+    meta.and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age > Duration::from_secs(24 * 3600));
-    if stale && let Ok(f) = std::fs::File::options().write(true).open(path) {
+        .unwrap_or_default()
+}
+
+/// Marks an entry used (its modification time), at most once a day: the age `prune` goes by.
+fn mark_used(path: &Path) {
+    if age(std::fs::metadata(path)) > DAY
+        && let Ok(f) = std::fs::File::options().write(true).open(path)
+    {
         let _ = f.set_modified(SystemTime::now());
     }
 }
@@ -178,16 +184,11 @@ fn prune(dir: &Path, fresh: &Path) {
         if path == fresh {
             continue;
         }
-        let age = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .unwrap_or_default();
+        let age = age(entry.metadata());
         let remove = if name.ends_with(".cwasm") {
             !name.ends_with(&engine_part) || age > UNUSED_FOR
         } else {
-            name.starts_with(".tmp") && age > Duration::from_secs(24 * 3600)
+            name.starts_with(".tmp") && age > DAY
         };
         if remove {
             let _ = std::fs::remove_file(&path);
