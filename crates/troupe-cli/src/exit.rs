@@ -35,14 +35,13 @@ impl Failure {
     }
 }
 
-/// Prints the error chain once (`{:#}`) and returns its exit code.
-#[allow(clippy::print_stderr)]
+/// Prints the error chain once (`{:#}`), cleaned for the terminal, and returns its exit code.
 pub fn report(f: &Failure) -> ExitCode {
     let text = format!("{:#}", f.error);
     if text.starts_with("error") {
-        eprintln!("{text}");
+        crate::term::err_line(&text);
     } else {
-        eprintln!("error: {text}");
+        crate::term::err_line(&format!("error: {text}"));
     }
     ExitCode::from(f.code)
 }

@@ -7,6 +7,7 @@ mod commands;
 mod exit;
 mod inputs;
 mod render;
+mod term;
 
 fn main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();

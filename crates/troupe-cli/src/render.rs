@@ -1,7 +1,5 @@
 //! Live progress on stderr, and optionally every event as JSON on stdout.
 
-use std::io::Write;
-
 use troupe_runtime::{Event, EventKind};
 
 use crate::cli::EventFormat;
@@ -23,12 +21,11 @@ impl Renderer {
     }
 
     pub fn event(&mut self, e: &Event) {
-        if self.json {
-            let mut out = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error of the run.
-            if let Ok(line) = serde_json::to_string(e) {
-                let _ = writeln!(out, "{line}");
-            }
+        if self.json
+            && let Ok(line) = serde_json::to_string(e)
+        {
+            // A closed pipe (`| head`) is not an error of the run: the events stop there.
+            self.json = crate::term::out_raw(&format!("{line}\n"));
         }
         if let EventKind::LlmResponse {
             input_tokens,
@@ -42,7 +39,7 @@ impl Renderer {
             return;
         }
         if let Some(line) = self.line(&e.kind) {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            crate::term::err_line(&line);
         }
     }
 

@@ -279,7 +279,7 @@ fn results_by_tool(requests: &[Value], role: &str) -> std::collections::HashMap<
         .filter(|m| m["role"] == "tool")
         .map(|m| {
             let name = names[m["tool_call_id"].as_str().unwrap()].clone();
-            let content = m["content"].as_str().unwrap();
+            let content = troupe_testkit::unfence(m["content"].as_str().unwrap());
             let value = serde_json::from_str(content)
                 .unwrap_or_else(|e| panic!("{name} returned non-JSON ({e}): {content}"));
             (name, value)

@@ -114,6 +114,8 @@ pub struct LlmSettings {
     pub timeout: Duration,
     pub max_attempts: u32,
     pub requests_per_minute: Option<u32>,
+    /// `llm.max_response_kb`; `None`: derived from `max_tokens` by the provider.
+    pub max_response_kb: Option<u32>,
     pub input_cost_per_mtok: Option<f64>,
     pub output_cost_per_mtok: Option<f64>,
 }
@@ -138,6 +140,9 @@ pub struct Task {
     pub document: Option<String>,
     /// For an instance of a `for_each` task: the id of the task it was made from.
     pub group: Option<String>,
+    /// Position of the task (of the task it was made from, for an instance) in the crew file's
+    /// `tasks`, for locating diagnostics.
+    pub origin: usize,
 }
 
 #[derive(Debug, Clone)]

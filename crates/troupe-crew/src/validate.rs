@@ -20,16 +20,43 @@ pub const PROVIDERS: &[&str] = &["openai", "local"];
 /// `provider` when the crew names none.
 pub const AUTO: &str = "auto";
 
+/// Output files Troupe writes itself in every run (`report.json` is also reserved in a run with
+/// documents, which only the runtime knows for sure: `--docs` may add them).
+pub const RESERVED_OUTPUT_FILES: &[&str] = &["run.json", "events.jsonl"];
+
+/// An `output_file` as written in a crew file, made canonical once: `./a/./b.md` → `a/b.md`.
+/// `None` when it is not a plain relative path of a file (empty, `.`, `..`, absolute, a
+/// trailing `/`).
+pub fn normalise_output_path(rel: &str) -> Option<PathBuf> {
+    if rel.ends_with(['/', '\\']) {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for c in Path::new(rel).components() {
+        match c {
+            Component::CurDir => {}
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// The largest `llm.max_response_kb` accepted (1 GiB): more is no answer, it is a flood.
+pub const MAX_RESPONSE_KB: u32 = 1 << 20;
+
 /// The smallest `llm.context_window` accepted: a persona, a task and a short answer.
 pub const MIN_CONTEXT_WINDOW: u32 = 1024;
 
 /// Why a crew file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read crew file `{}`: {source}\n  hint: check the path; crew files are JSON, e.g. `crews/research-report.json`", file.display())]
+    /// The OS error is part of the message, not a `source`: the CLI prints the error chain,
+    /// which would print it twice.
+    #[error("cannot read crew file `{}`: {error}\n  hint: check the path; crew files are JSON, e.g. `crews/research-report.json`", file.display())]
     Io {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Invalid(#[from] Diagnostics),
@@ -37,9 +64,9 @@ pub enum LoadError {
 
 /// Reads and validates a crew file, filling its templates with `inputs` over the file's own `inputs`.
 pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Io {
         file: path.to_path_buf(),
-        source,
+        error,
     })?;
     let dir = path
         .parent()
@@ -553,6 +580,7 @@ impl Checker<'_> {
                 for_each: spec.for_each,
                 document: None,
                 group: None,
+                origin: i,
             });
         }
         let unassigned = tasks.iter().any(|t| t.agent.is_none());
@@ -838,6 +866,15 @@ impl Checker<'_> {
                 "use a positive number, or remove the key for no rate limit",
             );
         }
+        if let Some(kb) = pick!(max_response_kb)
+            && !(1..=MAX_RESPONSE_KB).contains(&kb)
+        {
+            self.err(
+                path.key("llm").key("max_response_kb"),
+                format!("`max_response_kb` is {kb}: it must be between 1 and {MAX_RESPONSE_KB} (1 GiB)"),
+                "remove the key for the default (derived from `max_tokens`), or give the size in KiB, e.g. 4096",
+            );
+        }
         LlmSettings {
             provider,
             model,
@@ -849,6 +886,7 @@ impl Checker<'_> {
             timeout: secs(timeout_s),
             max_attempts: max_attempts.max(1),
             requests_per_minute: pick!(requests_per_minute).filter(|r| *r > 0),
+            max_response_kb: pick!(max_response_kb),
             input_cost_per_mtok: pick!(input_cost_per_mtok),
             output_cost_per_mtok: pick!(output_cost_per_mtok),
         }
@@ -930,29 +968,25 @@ impl Checker<'_> {
     }
 
     fn output_file(&mut self, f: &str, path: JsonPath) -> Option<PathBuf> {
-        let p = PathBuf::from(f);
-        let escapes = p.components().any(|c| {
-            matches!(
-                c,
-                Component::ParentDir | Component::RootDir | Component::Prefix(_)
-            )
-        });
-        if f.is_empty() || escapes {
+        let Some(p) = normalise_output_path(f) else {
             self.err(
                 path,
-                format!("`{f}` is not a path inside the output directory"),
-                "use a relative path without `..`, e.g. `report.md`; it is written under `--out`",
+                format!("`{f}` is not the path of a file inside the output directory"),
+                "use a relative file path without `..`, e.g. `report.md` or `notes/summary.md`; it is written under `--out`",
             );
             return None;
-        }
-        for reserved in ["run.json", "events.jsonl"] {
-            if p == Path::new(reserved) {
-                self.err(
-                    path.clone(),
-                    format!("`{f}` is written by Troupe itself"),
-                    "choose another file name, e.g. `report.md`",
-                );
-            }
+        };
+        let shown = p.display().to_string();
+        if RESERVED_OUTPUT_FILES.contains(&shown.as_str())
+            || p.components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with(".troupe"))
+        {
+            self.err(
+                path,
+                format!("`{f}` is written by Troupe itself"),
+                "choose another file name, e.g. `report.md`; Troupe writes `run.json`, `events.jsonl` and `.troupe*` files",
+            );
+            return None;
         }
         Some(p)
     }
@@ -1050,4 +1084,24 @@ fn hint_ids(word: &str, ids: &[String], what: &str) -> String {
 
 fn secs(t: f64) -> Duration {
     Duration::try_from_secs_f64(t).unwrap_or(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod output_path_tests {
+    use super::*;
+
+    #[test]
+    fn output_paths_are_normalised_once() {
+        assert_eq!(
+            normalise_output_path("./report.md"),
+            Some(PathBuf::from("report.md"))
+        );
+        assert_eq!(
+            normalise_output_path("a/./b.md"),
+            Some(PathBuf::from("a/b.md"))
+        );
+        for bad in ["", ".", "./", "..", "../x", "/etc/passwd", "a/", "a/../b"] {
+            assert_eq!(normalise_output_path(bad), None, "{bad}");
+        }
+    }
 }

@@ -200,6 +200,11 @@ pub struct LlmSpec {
     /// Requests per minute to this endpoint, shared by every agent using it. Default: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u32>,
+    /// Largest response body read from the endpoint, in KiB: a server that never ends its
+    /// answer, or sends far more than an answer needs, is cut off there (with a `limit_hit`
+    /// event). Default: 64 bytes per token of `max_tokens` (16384 if unset), at least 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_kb: Option<u32>,
     /// Price in USD per million input (prompt) tokens, for cost accounting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_cost_per_mtok: Option<f64>,

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::BoxFuture;
-use crate::retry::{RETRY_LOG, RateLimiter, RetryPolicy, log_retry, retry_after, retryable};
+use crate::retry::{
+    CallLog, RETRY_LOG, RateLimiter, RetryPolicy, log_failure, log_retry, retry_after, retryable,
+};
 use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Message, Retry, ToolCall, Usage};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -33,12 +35,24 @@ pub struct OpenAiConfig {
     pub retry: RetryPolicy,
     /// Shared limiter, when the endpoint has a requests-per-minute cap.
     pub limiter: Option<Arc<RateLimiter>>,
+    /// Largest response body read (`llm.max_response_kb`): a server that never ends its body,
+    /// or sends far more than any answer needs, is cut off here instead of filling memory.
+    pub max_response_bytes: usize,
+}
+
+/// The cap on a response body when the crew sets none: a generous 64 bytes per token of the
+/// answer cap (JSON escaping, tool-call arguments and the envelope included), at least 1 MiB.
+pub fn default_max_response_bytes(max_tokens: Option<u32>) -> usize {
+    (max_tokens.unwrap_or(16_384) as usize)
+        .saturating_mul(64)
+        .max(1 << 20)
 }
 
 /// The OpenAI-compatible provider.
 pub struct OpenAiModel {
     client: async_openai::Client<OpenAIConfig>,
     model: String,
+    timeout: Duration,
 }
 
 impl OpenAiModel {
@@ -55,24 +69,28 @@ impl OpenAiModel {
         config = config.with_api_key(cfg.api_key.clone().unwrap_or_default());
         let policy = Arc::new(cfg.retry.clone());
         let limiter = cfg.limiter.clone();
+        let cap = cfg.max_response_bytes;
         let service = tower::service_fn(move |factory: HttpRequestFactory| {
-            send_with_retries(http.clone(), factory, policy.clone(), limiter.clone())
+            send_with_retries(http.clone(), factory, policy.clone(), limiter.clone(), cap)
         });
         let client = async_openai::Client::with_config(config).with_http_service(service);
         Ok(Self {
             client,
             model: cfg.model,
+            timeout: cfg.timeout,
         })
     }
 }
 
 /// Sends one request, retrying 429/408/5xx and connection errors with backoff (or the server's
-/// `Retry-After`), each attempt through the rate limiter.
+/// `Retry-After`), each attempt through the rate limiter. The answer's body is read here, up to
+/// `cap` bytes.
 async fn send_with_retries(
     http: reqwest::Client,
     factory: HttpRequestFactory,
     policy: Arc<RetryPolicy>,
     limiter: Option<Arc<RateLimiter>>,
+    cap: usize,
 ) -> Result<reqwest::Response, OpenAIError> {
     let mut attempt = 1;
     loop {
@@ -90,7 +108,7 @@ async fn send_with_retries(
                     hint.is_some(),
                 )
             }
-            Ok(resp) => return Ok(resp),
+            Ok(resp) => return read_capped(resp, cap).await,
             Err(e)
                 if (e.is_connect() || e.is_timeout() || e.is_request())
                     && attempt < policy.max_attempts =>
@@ -108,6 +126,38 @@ async fn send_with_retries(
         tokio::time::sleep(wait).await;
         attempt += 1;
     }
+}
+
+/// The response with its whole body read, refused past `cap` bytes (the failure is logged for
+/// the call, so that it maps to a typed error).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<reqwest::Response, OpenAIError> {
+    let too_large = || {
+        log_failure(LlmError::ResponseTooLarge { limit_bytes: cap });
+        OpenAIError::InvalidArgument(format!("the response is larger than {cap} bytes"))
+    };
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
+    }
+    let mut builder = http::Response::builder()
+        .status(resp.status())
+        .version(resp.version());
+    if let Some(h) = builder.headers_mut() {
+        *h = resp.headers().clone();
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(OpenAIError::Reqwest)? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    builder
+        .body(body)
+        .map(reqwest::Response::from)
+        .map_err(|e| OpenAIError::InvalidArgument(e.to_string()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -128,15 +178,19 @@ impl ChatModel for OpenAiModel {
     ) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
         Box::pin(async move {
             let wire = WireRequest::from_request(&self.model, request);
-            let log = Arc::new(Mutex::new(Vec::new()));
+            let log = Arc::new(Mutex::new(CallLog::default()));
             let result: Result<WireResponse, OpenAIError> = RETRY_LOG
                 .scope(log.clone(), self.client.chat().create_byot(wire))
                 .await;
-            let retries = log.lock().map(|l| l.clone()).unwrap_or_default();
+            let (retries, failure) = log
+                .lock()
+                .map(|mut l| (l.retries.clone(), l.failure.take()))
+                .unwrap_or_default();
             let attempts = u32::try_from(retries.len()).unwrap_or(u32::MAX) + 1;
-            match result {
-                Ok(resp) => resp.into_response(retries),
-                Err(e) => Err(map_error(e, attempts)),
+            match (result, failure) {
+                (Ok(resp), _) => resp.into_response(retries),
+                (Err(_), Some(failure)) => Err(failure),
+                (Err(e), None) => Err(map_error(e, attempts, self.timeout)),
             }
         })
     }
@@ -146,13 +200,21 @@ impl ChatModel for OpenAiModel {
     }
 }
 
-fn map_error(e: OpenAIError, attempts: u32) -> LlmError {
+fn map_error(e: OpenAIError, attempts: u32, timeout: Duration) -> LlmError {
     match e {
         OpenAIError::ApiError(r) => LlmError::Api {
             status: r.status_code.as_u16(),
             message: r.api_error.message,
             attempts,
         },
+        OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout {
+            seconds: timeout.as_secs_f64(),
+            attempts,
+        },
+        OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => LlmError::Decode(format!(
+            "the response body could not be read: {}",
+            error_chain(&e)
+        )),
         OpenAIError::Reqwest(e) => LlmError::Connection {
             message: error_chain(&e),
             attempts,

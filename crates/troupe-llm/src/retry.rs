@@ -98,15 +98,31 @@ impl RateLimiter {
     }
 }
 
+/// What happened below a model call that its result alone cannot say: the retries made, and a
+/// failure the HTTP layer recognised (a limit) before the client library saw the response.
+#[derive(Debug, Default)]
+pub(crate) struct CallLog {
+    pub retries: Vec<Retry>,
+    pub failure: Option<crate::LlmError>,
+}
+
 tokio::task_local! {
-    /// Retries of the model call running in this task, collected for its response.
-    pub(crate) static RETRY_LOG: Arc<Mutex<Vec<Retry>>>;
+    /// The log of the model call running in this task.
+    pub(crate) static RETRY_LOG: Arc<Mutex<CallLog>>;
 }
 
 pub(crate) fn log_retry(r: Retry) {
     let _ = RETRY_LOG.try_with(|log| {
         if let Ok(mut l) = log.lock() {
-            l.push(r);
+            l.retries.push(r);
+        }
+    });
+}
+
+pub(crate) fn log_failure(e: crate::LlmError) {
+    let _ = RETRY_LOG.try_with(|log| {
+        if let Ok(mut l) = log.lock() {
+            l.failure = Some(e);
         }
     });
 }

@@ -23,6 +23,7 @@ fn model(url: &str, attempts: u32) -> OpenAiModel {
             max_wait: Duration::from_secs(2),
         },
         limiter: None,
+        max_response_bytes: 1 << 20,
     })
     .unwrap()
 }

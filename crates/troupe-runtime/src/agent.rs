@@ -43,7 +43,7 @@ impl AgentHandle {
         let window = ctx.window;
         let fixed_tokens = crate::budget::tools_tokens(&ctx.tools.specs())
             + crate::budget::message_tokens(&troupe_llm::Message::system(crate::prompt::system(
-                &ctx.agent,
+                &ctx.agent, &ctx.fence,
             )));
         let reserve = crate::budget::answer_reserve(&ctx.agent, window);
         let constrained = ctx.model.constrained_decoding();

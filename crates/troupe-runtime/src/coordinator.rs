@@ -27,6 +27,7 @@ use crate::executor::AgentCtx;
 use crate::fanout;
 use crate::ledger::Ledger;
 use crate::models::ModelFactory;
+use crate::outdir::{self, OutDir, OutDirError};
 use crate::plugins;
 use crate::record::{self, RunRecord, TaskRecord, TaskStatus};
 use crate::report;
@@ -91,15 +92,19 @@ pub enum RunError {
     /// The crew file asks for something this setup cannot provide (unknown tool, missing key).
     #[error(transparent)]
     Setup(#[from] Diagnostics),
-    #[error("cannot write `{}`: {source}\n  hint: check that the output directory is writable, or choose another with `--out`", path.display())]
+    /// The output directory is held by another run, or cannot be used.
+    #[error(transparent)]
+    OutDir(#[from] OutDirError),
+    /// The OS error is part of the message, not a `source`: printed once.
+    #[error("cannot write `{}`: {error}\n  hint: check that the output directory is writable, or choose another with `--out`", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 fn io_err(path: PathBuf) -> impl FnOnce(std::io::Error) -> RunError {
-    move |source| RunError::Io { path, source }
+    move |error| RunError::Io { path, error }
 }
 
 /// Runs `crew` until every task is done, or a limit, a failure or `shutdown` stops it.
@@ -112,9 +117,13 @@ pub async fn run(
     let mut crew = crew;
     let corpus = opts.documents.as_ref().map(|d| d.corpus.clone());
     fanout::expand(&mut crew, corpus.as_deref()).map_err(Diagnostics)?;
+    let problems = outdir::check_output_files(&crew, corpus.is_some());
+    if !problems.is_empty() {
+        return Err(Diagnostics(problems).into());
+    }
     let crew = Arc::new(crew);
     let out = opts.out_dir.clone();
-    std::fs::create_dir_all(&out).map_err(io_err(out.clone()))?;
+    let outdir = Arc::new(OutDir::open(&out)?);
     let (events, rx) = Events::channel();
     let mut tools = opts.tools;
     if let Some(c) = &corpus {
@@ -166,8 +175,9 @@ pub async fn run(
         return Err(Diagnostics(problems).into());
     }
 
-    let events_path = out.join("events.jsonl");
-    let events_file = std::fs::File::create(&events_path).map_err(io_err(events_path))?;
+    let events_file = outdir
+        .create_log(outdir::EVENTS_FILE)
+        .map_err(io_err(out.join(outdir::EVENTS_FILE)))?;
     let pump = std::thread::spawn(move || pump(rx, events_file, opts.on_event));
 
     let ledger = Arc::new(Ledger::new(
@@ -176,6 +186,7 @@ pub async fn run(
     ));
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
+    let fence = crate::prompt::Fence::new();
     let mut agents = HashMap::new();
     let mut manager = None;
     for (agent, model, tools) in setup {
@@ -192,6 +203,7 @@ pub async fn run(
                 events: events.clone(),
                 ledger: ledger.clone(),
                 window,
+                fence: fence.clone(),
             }),
             &tracker,
             cancel.clone(),
@@ -211,6 +223,7 @@ pub async fn run(
         manager,
         delegations: AtomicU32::new(0),
         corpus: corpus.clone(),
+        fence,
     });
     let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
     let started = Instant::now();
@@ -245,7 +258,7 @@ pub async fn run(
             .iter()
             .map(|t| TaskRecord::new(&t.id, t.agent.as_deref()))
             .collect(),
-        out: out.clone(),
+        out: outdir.clone(),
         started,
         started_at_ms,
     };
@@ -262,8 +275,12 @@ pub async fn run(
         r.usage = ledger.task(crew.task_index(&r.id).unwrap_or(usize::MAX));
     }
     if let Some(corpus) = &corpus {
-        let (out, crew, records, corpus) =
-            (out.clone(), crew.clone(), c.records.clone(), corpus.clone());
+        let (out, crew, records, corpus) = (
+            outdir.clone(),
+            crew.clone(),
+            c.records.clone(),
+            corpus.clone(),
+        );
         let written = blocking(move || report::write(&out, &crew, &records, &corpus)).await;
         if let Err(e) = written {
             events.emit(EventKind::Warning {
@@ -384,7 +401,7 @@ struct Coordinator<'a> {
     run: Arc<RunCtx>,
     ledger: &'a Ledger,
     records: Vec<TaskRecord>,
-    out: PathBuf,
+    out: Arc<OutDir>,
     started: Instant,
     started_at_ms: u64,
 }
@@ -409,7 +426,8 @@ impl Coordinator<'_> {
             agents: self.ledger.agents(),
             totals: self.ledger.total(),
         };
-        record::write_run_record(&self.out, &record).map_err(io_err(self.out.join("run.json")))?;
+        record::write_run_record(&self.out, &record)
+            .map_err(io_err(self.out.path().join(outdir::RUN_FILE)))?;
         Ok(record)
     }
 
@@ -525,10 +543,12 @@ impl Coordinator<'_> {
         if self.ledger.exhausted().is_some() {
             return Ok(RunStatus::BudgetExhausted);
         }
-        let failed = self
-            .records
-            .iter()
-            .any(|r| matches!(r.status, TaskStatus::Failed | TaskStatus::Pending));
+        let failed = self.records.iter().any(|r| {
+            matches!(
+                r.status,
+                TaskStatus::Failed | TaskStatus::Pending | TaskStatus::Unreviewed
+            )
+        });
         Ok(if failed {
             RunStatus::Failed
         } else {
@@ -583,14 +603,21 @@ impl Coordinator<'_> {
     ) -> Result<Option<RunStatus>, RunError> {
         let task = &self.crew.tasks[i];
         if rec.usable() {
-            let (out, file) = (self.out.clone(), task.output_file.clone());
-            let (r, files) = blocking(move || {
-                record::write_task_output(&out, &rec, file.as_deref()).map(|f| (rec, f))
-            })
-            .await
-            .map_err(io_err(self.out.clone()))?;
-            rec = r;
-            rec.files = files;
+            let (out, file, r) = (self.out.clone(), task.output_file.clone(), rec.clone());
+            match blocking(move || record::write_task_output(&out, &r, file.as_deref())).await {
+                Ok(files) => rec.files = files,
+                // The output is kept in run.json; the task did not deliver its file.
+                Err(e) => {
+                    let file = task
+                        .output_file
+                        .as_ref()
+                        .map_or(String::new(), |f| f.display().to_string());
+                    rec.status = TaskStatus::Failed;
+                    rec.error = Some(format!(
+                        "cannot write `{file}` in the output directory: {e} (the output is kept in run.json)"
+                    ));
+                }
+            }
         }
         let usage = self.ledger.task(i);
         self.run.events.emit(EventKind::TaskFinished {

@@ -32,6 +32,8 @@ pub(crate) struct RunCtx {
     pub delegations: AtomicU32,
     /// The run's documents: `docs.*` tools, per-document tasks, citation checks.
     pub corpus: Option<Arc<Corpus>>,
+    /// The run's fence around untrusted text in prompts.
+    pub fence: prompt::Fence,
 }
 
 pub(crate) type Progress = Arc<Mutex<TaskRecord>>;
@@ -72,6 +74,10 @@ pub(crate) async fn drive(run: Arc<RunCtx>, idx: usize, progress: Progress) -> T
             r.error = Some(e);
         }
         Err(End::Cancelled) => r.status = TaskStatus::Cancelled,
+        Err(End::Unreviewed(why)) => {
+            r.status = TaskStatus::Unreviewed;
+            r.error = Some(why);
+        }
     });
     snapshot(&progress)
 }
@@ -80,6 +86,8 @@ enum End {
     Limit(String),
     Failed(String),
     Cancelled,
+    /// The review could not run; the output stands unapproved.
+    Unreviewed(String),
 }
 
 /// The task as reviewers and managers see it: a per-document task names its document instead
@@ -146,12 +154,10 @@ impl Driver<'_> {
     }
 
     fn persona(&self, agent: &str) -> Message {
-        Message::system(
-            self.run
-                .crew
-                .agent(agent)
-                .map_or_else(|| format!("You are {agent}."), prompt::system),
-        )
+        Message::system(self.run.crew.agent(agent).map_or_else(
+            || format!("You are {agent}."),
+            |a| prompt::system(a, &self.run.fence),
+        ))
     }
 
     async fn go(&self) -> Result<(), End> {
@@ -277,7 +283,7 @@ impl Driver<'_> {
                     note: note.as_deref(),
                 })
                 .collect();
-            prompt::task(task, &items, instructions)
+            prompt::task(&self.run.fence, task, &items, instructions)
         };
         let handle = self.handle(agent)?;
         let room =
@@ -295,7 +301,7 @@ impl Driver<'_> {
                 template::fill_slots(text, |name| match name {
                     "document" => Some(doc.id.clone()),
                     "document_title" => Some(title.clone()),
-                    _ => Some(doc_text.to_string()),
+                    _ => Some(prompt::document(&self.run.fence, &doc.id, doc_text)),
                 })
             };
             let mut bare = self.task.clone();
@@ -354,6 +360,41 @@ impl Driver<'_> {
         Ok(prompt)
     }
 
+    /// A prompt for `agent` made by `render` around `text` (the work under review, a result to
+    /// assess), cut to the agent's window like every task prompt: when it does not fit, `text`
+    /// is shortened (with a note saying so) and a `context_cut` event says by how much.
+    fn fit_one(
+        &self,
+        agent: &str,
+        text: &str,
+        what: &str,
+        render: impl Fn(&str) -> String,
+    ) -> Result<String, End> {
+        let handle = self.handle(agent)?;
+        let room =
+            (handle.window as usize).saturating_sub(handle.fixed_tokens + handle.reserve + 16);
+        let full = render(text);
+        let before = estimate_tokens(&full);
+        if before <= room {
+            return Ok(full);
+        }
+        let others = before.saturating_sub(estimate_tokens(text));
+        let mut cut = vec![text.to_string()];
+        budget::share(&mut cut, room.saturating_sub(others));
+        let prompt = render(&cut[0]);
+        self.events().emit(EventKind::ContextCut {
+            task: self.task.id.clone(),
+            agent: agent.to_string(),
+            window: handle.window,
+            tokens_before: before + handle.fixed_tokens,
+            tokens_after: estimate_tokens(&prompt) + handle.fixed_tokens,
+            dropped_chunks: Vec::new(),
+            truncated_context: vec![what.to_string()],
+            dropped_tool_results: 0,
+        });
+        Ok(prompt)
+    }
+
     /// Review rounds: the reviewer approves or asks for a revision; the author revises.
     async fn review(&self, author: &str, mut outcome: JobOutcome) -> Result<JobOutcome, End> {
         let Some(review) = &self.task.review else {
@@ -362,15 +403,16 @@ impl Driver<'_> {
         let reviewer = self.handle(&review.by)?;
         for round in 1..=review.max_rounds {
             let current = outcome.output.clone().unwrap_or_default();
-            let messages = vec![
-                self.persona(&review.by),
-                Message::user(prompt::review(
+            let request = self.fit_one(&review.by, &current, "the work under review", |work| {
+                prompt::review(
+                    &self.run.fence,
                     &self.shown,
-                    &current,
+                    work,
                     review.criteria.as_deref(),
                     round,
-                )),
-            ];
+                )
+            })?;
+            let messages = vec![self.persona(&review.by), Message::user(request)];
             let verdict = reviewer
                 .assign(self.job(&review.by, messages, Some(prompt::review_schema())))
                 .await;
@@ -381,14 +423,20 @@ impl Driver<'_> {
                 if verdict.status == JobStatus::Cancelled {
                     return Err(End::Cancelled);
                 }
+                let why = match &verdict.status {
+                    JobStatus::Failed(e) => e.clone(),
+                    JobStatus::LimitReached(l) => format!("limit `{l}` reached"),
+                    _ => "no verdict".into(),
+                };
+                let message = format!(
+                    "review round {round} by `{}` could not run ({why}): the output is kept, unreviewed",
+                    review.by
+                );
                 self.events().emit(EventKind::Warning {
                     task: Some(self.task.id.clone()),
-                    message: format!(
-                        "review round {round} by `{}` gave no verdict ({:?}); the current version stands",
-                        review.by, verdict.status
-                    ),
+                    message: message.clone(),
                 });
-                return Ok(outcome);
+                return Err(End::Unreviewed(message));
             };
             let approved = value["verdict"] == "approve";
             let feedback = value["feedback"].as_str().unwrap_or_default().to_string();
@@ -417,7 +465,7 @@ impl Driver<'_> {
                 });
             }
             let mut messages = outcome.messages.clone();
-            messages.push(Message::user(prompt::revise(&feedback)));
+            messages.push(Message::user(prompt::revise(&self.run.fence, &feedback)));
             update(self.progress, |r| r.attempts += 1);
             let job = self.job(author, messages, self.output_schema(author));
             let revised = self.handle(author)?.assign(job).await;
@@ -459,6 +507,7 @@ impl Driver<'_> {
         let messages = vec![
             self.persona(&manager.id),
             Message::user(prompt::delegate(
+                &self.run.fence,
                 &self.shown,
                 &candidates,
                 previous.map(|(a, f)| (a.as_str(), f.as_str())),
@@ -505,10 +554,10 @@ impl Driver<'_> {
             return Ok(None);
         };
         let output = outcome.output.clone().unwrap_or_default();
-        let messages = vec![
-            self.persona(&manager.id),
-            Message::user(prompt::assess(&self.shown, agent, &output)),
-        ];
+        let request = self.fit_one(&manager.id, &output, "the result", |out| {
+            prompt::assess(&self.run.fence, &self.shown, agent, out)
+        })?;
+        let messages = vec![self.persona(&manager.id), Message::user(request)];
         let verdict = manager
             .assign(self.job(&manager.id, messages, Some(prompt::assess_schema())))
             .await;

@@ -32,6 +32,8 @@ pub struct AgentCtx {
     pub ledger: Arc<Ledger>,
     /// The agent's context window in tokens (see [`budget::window`]).
     pub window: u32,
+    /// The run's fence: tool results reach the model as fenced data.
+    pub fence: prompt::Fence,
 }
 
 /// A unit of work for an agent: a conversation to continue until a final answer.
@@ -185,7 +187,12 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
         st.messages = request.messages;
         let resp = match result {
             Ok(r) => r,
-            Err(e) => return (JobStatus::Failed(format!("model call failed: {e}")), None),
+            Err(e) => {
+                if let Some((limit, value, key)) = e.limit() {
+                    limit_hit(limit, value, key, "task failed: the model call was stopped");
+                }
+                return (JobStatus::Failed(format!("model call failed: {e}")), None);
+            }
         };
         for r in &resp.retries {
             ctx.events.emit(EventKind::LlmRetry {
@@ -296,7 +303,7 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                 });
                 st.messages.push(Message::Tool {
                     call_id: call.id.clone(),
-                    content,
+                    content: prompt::tool_result(&ctx.fence, &call.name, &content),
                 });
             }
             continue;

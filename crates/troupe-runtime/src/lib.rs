@@ -19,6 +19,7 @@
 //! - [`citations`] and [`report`]: citations found and checked, `report.md` / `report.json`;
 //! - [`models`]: which model serves an agent;
 //! - [`ledger`]: tokens, calls, cost, budgets;
+//! - [`outdir`]: the output directory — locked, written beneath it only, atomically;
 //! - [`record`]: `run.json` and task outputs on disk;
 //! - [`events`]: what happened, in order.
 
@@ -34,6 +35,7 @@ pub mod executor;
 pub mod fanout;
 pub mod ledger;
 pub mod models;
+pub mod outdir;
 pub mod output;
 pub mod plugins;
 pub mod prompt;

@@ -131,8 +131,14 @@ impl ModelFactory for ProviderFactory {
             });
         }
         let key = format!(
-            "{base_url}|{}|{}|{:?}|{}|{:?}",
-            llm.model, llm.api_key_env, llm.timeout, llm.max_attempts, llm.requests_per_minute
+            "{base_url}|{}|{}|{:?}|{}|{:?}|{:?}|{:?}",
+            llm.model,
+            llm.api_key_env,
+            llm.timeout,
+            llm.max_attempts,
+            llm.requests_per_minute,
+            llm.max_response_kb,
+            llm.max_tokens
         );
         let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = models.get(&key) {
@@ -154,6 +160,10 @@ impl ModelFactory for ProviderFactory {
                 ..RetryPolicy::default()
             },
             limiter,
+            max_response_bytes: llm.max_response_kb.map_or_else(
+                || troupe_llm::openai::default_max_response_bytes(llm.max_tokens),
+                |kb| (kb as usize) << 10,
+            ),
         })?);
         models.insert(key, model.clone());
         Ok(model)

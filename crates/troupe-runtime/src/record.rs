@@ -2,13 +2,13 @@
 //! before anything that depends on it starts.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::ledger::Stats;
+use crate::outdir::{self, OutDir};
 
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -19,6 +19,9 @@ pub enum TaskStatus {
     Completed,
     /// A limit ended the task; `output` holds what it had.
     LimitReached,
+    /// The task has a `review` that could not run (the reviewer's call failed or its prompt
+    /// could not fit): the output is kept, but nobody approved it, so the run does not succeed.
+    Unreviewed,
     Failed,
     Cancelled,
     /// Never started because the run stopped first.
@@ -32,6 +35,7 @@ impl TaskStatus {
             Self::Running => "running",
             Self::Completed => "completed",
             Self::LimitReached => "limit_reached",
+            Self::Unreviewed => "unreviewed",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Skipped => "skipped",
@@ -107,7 +111,7 @@ impl TaskRecord {
     pub fn usable(&self) -> bool {
         matches!(
             self.status,
-            TaskStatus::Completed | TaskStatus::LimitReached
+            TaskStatus::Completed | TaskStatus::LimitReached | TaskStatus::Unreviewed
         ) && self.output.is_some()
     }
 }
@@ -128,29 +132,10 @@ pub struct RunRecord {
     pub totals: Stats,
 }
 
-/// Writes `bytes` to `path` atomically (temporary file + rename), so a reader never sees half a
-/// file and a crash mid-write never destroys the previous version. No fsync: the data is safe
-/// from a crash of this process as soon as `rename` returns; surviving power loss would cost a
-/// disk flush per task (~1 ms each here) for little gain.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 /// Writes a finished task's output to its `output_file` (every output is also in `run.json`).
 /// Returns the files written, relative to `out`.
 pub fn write_task_output(
-    out: &Path,
+    out: &OutDir,
     record: &TaskRecord,
     output_file: Option<&Path>,
 ) -> std::io::Result<Vec<String>> {
@@ -161,12 +146,12 @@ pub fn write_task_output(
     if !body.ends_with('\n') {
         body.push('\n');
     }
-    write_atomic(&out.join(file), body.as_bytes())?;
+    out.write(file, body.as_bytes())?;
     Ok(vec![file.display().to_string()])
 }
 
-pub fn write_run_record(out: &Path, record: &RunRecord) -> std::io::Result<()> {
+pub fn write_run_record(out: &OutDir, record: &RunRecord) -> std::io::Result<()> {
     let mut json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
     json.push(b'\n');
-    write_atomic(&out.join("run.json"), &json)
+    out.write(Path::new(outdir::RUN_FILE), &json)
 }

@@ -13,7 +13,8 @@ use troupe_crew::Crew;
 use troupe_docs::Corpus;
 
 use crate::citations::{self, Citation};
-use crate::record::{TaskRecord, write_atomic};
+use crate::outdir::{OutDir, REPORT_JSON, REPORT_MD};
+use crate::record::TaskRecord;
 
 /// A citation as numbered in the report.
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +63,7 @@ fn mark(n: usize, c: &Citation) -> String {
 
 /// Writes `report.md` and `report.json` into `out`; returns their names.
 pub fn write(
-    out: &Path,
+    out: &OutDir,
     crew: &Crew,
     records: &[TaskRecord],
     corpus: &Corpus,
@@ -212,11 +213,11 @@ pub fn write(
         "summary": {"citations": total, "verified": verified, "failed": total - verified},
         "documents": corpus.documents().iter().map(|d| corpus.info(d)).collect::<Vec<_>>(),
     });
-    write_atomic(&out.join("report.md"), md.as_bytes())?;
+    out.write(Path::new(REPORT_MD), md.as_bytes())?;
     let mut json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
     json.push(b'\n');
-    write_atomic(&out.join("report.json"), &json)?;
-    Ok(vec!["report.md".into(), "report.json".into()])
+    out.write(Path::new(REPORT_JSON), &json)?;
+    Ok(vec![REPORT_MD.into(), REPORT_JSON.into()])
 }
 
 /// The findings of a JSON output: the elements of its first array of objects (`{"findings":

@@ -20,6 +20,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// What the fake server answers to one request.
@@ -35,6 +36,9 @@ pub enum Reply {
     },
     /// Wait, then answer.
     Delay(Duration, Box<Reply>),
+    /// 200 with a body that starts like a chat completion and never ends (a hostile or broken
+    /// server): 64 KiB chunks for as long as the client reads.
+    Endless,
 }
 
 impl Reply {
@@ -77,6 +81,14 @@ impl Reply {
             body: json!({"error": {"message": format!("fake error {code}"), "type": "fake", "param": null, "code": null}})
                 .to_string(),
         }
+    }
+
+    /// A text answer with this `finish_reason` (e.g. `length`).
+    pub fn text_finished(content: &str, finish: &str) -> Self {
+        Self::Body(completion(
+            json!({"role": "assistant", "content": content}),
+            finish,
+        ))
     }
 
     pub fn after(self, d: Duration) -> Self {
@@ -132,12 +144,13 @@ impl Request {
     pub fn messages(&self) -> &[Value] {
         self.body["messages"].as_array().map_or(&[], Vec::as_slice)
     }
-    /// Tool results so far in this conversation.
+    /// Tool results so far in this conversation, without the fence Troupe puts around them.
     pub fn tool_results(&self) -> Vec<&str> {
         self.messages()
             .iter()
             .filter(|m| m["role"] == "tool")
             .filter_map(|m| m["content"].as_str())
+            .map(unfence)
             .collect()
     }
     /// Names of the tools offered.
@@ -154,6 +167,21 @@ impl Request {
     /// Whether the prompt's persona is the given role (matches "You are <role>").
     pub fn is(&self, role: &str) -> bool {
         self.system().contains(&format!("You are {role}"))
+    }
+}
+
+/// The text inside a fenced block (`<<<DATA <tag> <label>>>>` … `<<<END DATA <tag>>>>`), as
+/// Troupe sends untrusted text; text without a fence as it is.
+pub fn unfence(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("<<<DATA ") else {
+        return text;
+    };
+    let Some((_, body)) = rest.split_once(">>>\n") else {
+        return text;
+    };
+    match body.rfind("\n<<<END DATA ") {
+        Some(end) => &body[..end],
+        None => body,
     }
 }
 
@@ -262,6 +290,17 @@ async fn respond(mut reply: Reply) -> Response {
                 reply = *inner;
             }
             Reply::Body(v) => return axum::Json(v).into_response(),
+            Reply::Endless => {
+                let start = Bytes::from_static(br#"{"id":"x","choices":[{"message":{"content":""#);
+                let chunk = Bytes::from(vec![b'a'; 64 << 10]);
+                let chunks = futures_util::stream::iter(
+                    std::iter::once(start).chain(std::iter::repeat(chunk)),
+                )
+                .map(Ok::<Bytes, std::convert::Infallible>);
+                let mut h = HeaderMap::new();
+                h.insert("content-type", HeaderValue::from_static("application/json"));
+                return (StatusCode::OK, h, axum::body::Body::from_stream(chunks)).into_response();
+            }
             Reply::Status {
                 code,
                 headers,

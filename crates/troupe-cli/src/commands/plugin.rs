@@ -1,6 +1,5 @@
 //! `troupe plugin inspect|call`: look at a plugin, or run one call in its sandbox.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,6 @@ fn load_failure(e: PluginError) -> Failure {
     Failure::user(e)
 }
 
-#[allow(clippy::print_stdout)]
 pub fn run(command: PluginCommand) -> Result<u8, Failure> {
     match command {
         PluginCommand::Inspect { file } => {
@@ -36,7 +34,7 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
                 ))
                 .map_err(load_failure)?;
             let d = &plugin.description;
-            println!(
+            crate::term::out_line(&format!(
                 "{}: {} {} — world {}@{}, {}",
                 file.display(),
                 d.name,
@@ -48,21 +46,21 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
                     troupe_plugin::load::Kind::CoreModule =>
                         "core module (made a component at load time)",
                 }
-            );
-            println!(
+            ));
+            crate::term::out_line(&format!(
                 "loaded in {:.1} ms ({})",
                 plugin.load_time.as_secs_f64() * 1000.0,
                 cache_words(&plugin)
-            );
+            ));
             for t in &d.tools {
-                println!(
+                crate::term::out_line(&format!(
                     "\n  {}: {}\n  parameters: {}",
                     t.name,
                     t.description,
                     serde_json::to_string_pretty(&t.parameters)
                         .unwrap_or_default()
                         .replace('\n', "\n  ")
-                );
+                ));
             }
             Ok(OK)
         }
@@ -71,7 +69,6 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
     }
 }
 
-#[allow(clippy::print_stdout)]
 fn new(name: &str, lang: &str, parent: &std::path::Path) -> Result<u8, Failure> {
     use troupe_plugin::skeleton::{self, Lang};
     let lang = Lang::parse(lang).ok_or_else(|| {
@@ -97,13 +94,13 @@ fn new(name: &str, lang: &str, parent: &std::path::Path) -> Result<u8, Failure> 
         }
         std::fs::write(&path, text)
             .map_err(|e| Failure::user(anyhow!("cannot write {}: {e}", path.display())))?;
-        println!("created {}", path.display());
+        crate::term::out_line(&format!("created {}", path.display()));
     }
-    println!(
+    crate::term::out_line(&format!(
         "\nnext: plugins/build.sh {0}   (from the Troupe checkout)\n      troupe plugin call {0}/{1}.wasm words '{{\"text\": \"a b c\"}}'",
         dir.display(),
         name
-    );
+    ));
     Ok(OK)
 }
 
@@ -119,7 +116,6 @@ fn cache_words(plugin: &Plugin) -> String {
     }
 }
 
-#[allow(clippy::print_stdout)]
 fn call(args: PluginCallArgs) -> Result<u8, Failure> {
     let mut grants = Grants::default();
     for g in &args.grants {
@@ -193,39 +189,35 @@ fn call(args: PluginCallArgs) -> Result<u8, Failure> {
         )));
     }
     let report = rt.block_on(plugin.call(&args.tool, &json.to_string()));
-    let mut err = std::io::stderr().lock();
     for l in &report.logs {
-        let _ = writeln!(err, "log {}: {}", l.level, l.message);
+        crate::term::err_line(&format!("log {}: {}", l.level, l.message));
     }
     if report.logs_dropped > 0 {
-        let _ = writeln!(
-            err,
+        crate::term::err_line(&format!(
             "{} more log line(s) dropped (limit: {} per call)",
             report.logs_dropped,
             Limits::default().log_lines
-        );
+        ));
     }
     if report.stdio_full {
-        let _ = writeln!(
-            err,
+        crate::term::err_line(&format!(
             "stdout/stderr reached the cap of {} KiB",
             Limits::default().stdio_bytes >> 10
-        );
+        ));
     }
     for h in &report.hits {
-        let _ = writeln!(err, "limit hit: {h} (the plugin got an error)");
+        crate::term::err_line(&format!("limit hit: {h} (the plugin got an error)"));
     }
     for d in &report.denied {
-        let _ = writeln!(err, "denied: {d}");
+        crate::term::err_line(&format!("denied: {d}"));
     }
     if !report.stdout.is_empty() {
-        let _ = writeln!(err, "stdout: {}", report.stdout.trim_end());
+        crate::term::err_line(&format!("stdout: {}", report.stdout.trim_end()));
     }
     if !report.stderr.is_empty() {
-        let _ = writeln!(err, "stderr: {}", report.stderr.trim_end());
+        crate::term::err_line(&format!("stderr: {}", report.stderr.trim_end()));
     }
-    let _ = writeln!(
-        err,
+    crate::term::err_line(&format!(
         "{:.2} ms · deadline {} ms · memory cap {} MiB{}",
         report.duration.as_secs_f64() * 1000.0,
         args.deadline_ms,
@@ -234,14 +226,14 @@ fn call(args: PluginCallArgs) -> Result<u8, Failure> {
             .limit
             .map(|l| format!(" · limit hit: {l}"))
             .unwrap_or_default()
-    );
+    ));
     match report.result {
         Ok(out) => {
-            println!("{out}");
+            crate::term::out_line(&out);
             Ok(OK)
         }
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            crate::term::err_line(&format!("error: {e}"));
             Ok(RUN_FAILED)
         }
     }

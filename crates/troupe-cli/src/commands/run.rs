@@ -1,6 +1,5 @@
 //! `troupe run`: run a crew, render progress, summarise, exit with the run's status.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let report = runtime.block_on(troupe_runtime::run(crew, opts, ctrl_c()));
     let report = match report {
         Ok(r) => r,
-        Err(e @ RunError::Setup(_)) => return Err(Failure::user(e)),
+        Err(e @ (RunError::Setup(_) | RunError::OutDir(_))) => return Err(Failure::user(e)),
         Err(e @ RunError::Io { .. }) => return Err(Failure::internal(e)),
     };
     summary(&report);
@@ -126,5 +125,5 @@ fn summary(report: &troupe_runtime::RunReport) {
                 .unwrap_or_default()
         ));
     }
-    let _ = writeln!(std::io::stderr().lock(), "{s}");
+    crate::term::err_line(&s);
 }

@@ -5,14 +5,16 @@ use anyhow::Context;
 use crate::cli::SchemaArgs;
 use crate::exit::{Failure, OK};
 
-#[allow(clippy::print_stdout)]
 pub fn run(args: SchemaArgs) -> Result<u8, Failure> {
     let schema = troupe_crew::schema::crew_schema_pretty();
     match args.out {
         Some(path) => std::fs::write(&path, schema)
             .with_context(|| format!("cannot write `{}`", path.display()))
             .map_err(Failure::user)?,
-        None => print!("{schema}"),
+        // `troupe schema | head`: a closed pipe ends the output, not an error.
+        None => {
+            crate::term::out_raw(&schema);
+        }
     }
     Ok(OK)
 }

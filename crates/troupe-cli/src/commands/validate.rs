@@ -8,7 +8,6 @@ use troupe_docs::{ChunkOptions, Corpus};
 use crate::cli::ValidateArgs;
 use crate::exit::{Failure, OK};
 
-#[allow(clippy::print_stdout)]
 pub fn run(args: ValidateArgs) -> Result<u8, Failure> {
     let inputs = crate::inputs::collect(&args.inputs)?;
     let crew = super::load(&args.crew, &inputs)?;
@@ -44,7 +43,21 @@ pub fn run(args: ValidateArgs) -> Result<u8, Failure> {
             .map_err(|d| Failure::user(Diagnostics(d)))?;
         troupe_runtime::plugins::register(&mut tools, &plugins, &events);
     }
-    let problems = troupe_runtime::check_tools(&crew, &tools);
+    let mut problems = troupe_runtime::check_tools(&crew, &tools);
+    // Output files as the run will name them: with the documents known, per-document files
+    // are expanded so that two documents that give one file name are caught here.
+    match &documents {
+        Some(d) => {
+            let mut expanded = crew.clone();
+            match troupe_runtime::fanout::expand(&mut expanded, Some(&*d.corpus)) {
+                Ok(()) => {
+                    problems.extend(troupe_runtime::outdir::check_output_files(&expanded, true))
+                }
+                Err(p) => problems.extend(p),
+            }
+        }
+        None => problems.extend(troupe_runtime::outdir::check_output_files(&crew, false)),
+    }
     if !problems.is_empty() {
         return Err(Failure::user(Diagnostics(problems)));
     }
@@ -55,7 +68,7 @@ pub fn run(args: ValidateArgs) -> Result<u8, Failure> {
             d.corpus.chunks().len()
         )
     });
-    println!(
+    crate::term::out_line(&format!(
         "{}: ok — crew `{}`, {} agent(s), {} task(s), {} process{docs}",
         args.crew.display(),
         crew.name,
@@ -66,6 +79,6 @@ pub fn run(args: ValidateArgs) -> Result<u8, Failure> {
             troupe_crew::Process::Parallel => "parallel",
             troupe_crew::Process::Hierarchical => "hierarchical",
         }
-    );
+    ));
     Ok(OK)
 }
