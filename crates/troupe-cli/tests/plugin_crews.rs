@@ -71,11 +71,11 @@ fn an_agent_calls_the_c_textstats_plugin_in_a_crew() {
         editor[0]["tools"][0]["function"]["parameters"]["required"],
         json!(["text"])
     );
-    let result: Value = serde_json::from_str(
+    let result: Value = serde_json::from_str(troupe_testkit::unfence(
         editor[1]["messages"].as_array().unwrap().last().unwrap()["content"]
             .as_str()
             .unwrap(),
-    )
+    ))
     .unwrap();
     assert_eq!(result["words"], 12);
     assert_eq!(result["sentences"], 3);

@@ -218,7 +218,7 @@ const CASES: &[Case] = &[
         expect: (
             r#""../../etc"#,
             "tasks[1].output_file",
-            "is not a path inside the output directory",
+            "is not the path of a file inside the output directory",
             "without `..`",
         ),
     },
