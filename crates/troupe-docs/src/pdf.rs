@@ -121,7 +121,55 @@ pub fn extract(bytes: Vec<u8>, deadline: Duration) -> Result<String, Failure> {
     slot.take().unwrap_or(Err(Failure::Timeout(deadline)))
 }
 
-/// The extractor itself, in this thread, without guards.
+/// Largest content of one page once inflated. A page of text is a few KiB to a few hundred; the
+/// parse holds every operator of a page at once (tens of bytes for each byte of content), so this
+/// is what bounds the memory a damaged or hostile PDF can make the extractor take.
+pub const MAX_PAGE_CONTENT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The extractor itself, in this thread, without guards: lopdf's own text extraction, page by
+/// page, after checking that each page's content inflates to at most
+/// [`MAX_PAGE_CONTENT_BYTES`]. (lopdf guards against reference cycles in the page tree, where
+/// pdf-extract recursed until the stack overflowed; see the crate's hostile-input tests.)
 fn extract_unguarded(bytes: &[u8]) -> Result<String, String> {
-    pdf_extract::extract_text_from_mem(bytes).map_err(|e| e.to_string())
+    let doc = lopdf::Document::load_mem(bytes).map_err(|e| e.to_string())?;
+    if doc.is_encrypted() {
+        return Err("the PDF is encrypted".into());
+    }
+    let mut text = String::new();
+    for (&number, &page) in &doc.get_pages() {
+        let mut inflated = 0;
+        for id in doc.get_page_contents(page) {
+            if let Ok(lopdf::Object::Stream(stream)) = doc.get_object(id) {
+                inflated += inflated_size(stream, MAX_PAGE_CONTENT_BYTES + 1 - inflated);
+                if inflated > MAX_PAGE_CONTENT_BYTES {
+                    return Err(format!(
+                        "page {number}'s content inflates to more than {} MiB",
+                        MAX_PAGE_CONTENT_BYTES >> 20
+                    ));
+                }
+            }
+        }
+        text.push_str(&doc.extract_text(&[number]).map_err(|e| e.to_string())?);
+    }
+    Ok(text)
+}
+
+/// How many bytes a stream's content inflates to, counting no further than `limit`.
+fn inflated_size(stream: &lopdf::Stream, limit: u64) -> u64 {
+    let flate = match stream.dict.get(b"Filter") {
+        Ok(lopdf::Object::Name(name)) => name == b"FlateDecode",
+        Ok(lopdf::Object::Array(filters)) => filters
+            .iter()
+            .any(|f| matches!(f, lopdf::Object::Name(n) if n == b"FlateDecode")),
+        _ => false,
+    };
+    if !flate {
+        return stream.content.len() as u64;
+    }
+    let decoder = flate2::read::ZlibDecoder::new(stream.content.as_slice());
+    std::io::copy(
+        &mut std::io::Read::take(decoder, limit),
+        &mut std::io::sink(),
+    )
+    .unwrap_or(0)
 }
