@@ -103,10 +103,12 @@ pub fn extract(bytes: Vec<u8>, deadline: Duration) -> Result<String, Failure> {
                         .unwrap_or_else(|| "panic".into()),
                 )),
             };
+            // Give the thread back before the caller can see the result, so that the caller's
+            // next extraction never finds this one still counted.
+            LIVE.fetch_sub(1, Ordering::SeqCst);
             let (lock, ready) = &*theirs;
             *lock.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
             ready.notify_one();
-            LIVE.fetch_sub(1, Ordering::SeqCst);
         });
     if let Err(e) = spawned {
         LIVE.fetch_sub(1, Ordering::SeqCst);
