@@ -41,7 +41,7 @@ fn main() {
     let pdf: Vec<f64> = (0..9)
         .map(|_| {
             let t = Instant::now();
-            troupe_docs::load_file(&fixtures.join("CC0-1.0.pdf")).unwrap();
+            troupe_docs::load_file(&fixtures.join("CC0-1.0.pdf"), &Default::default()).unwrap();
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();

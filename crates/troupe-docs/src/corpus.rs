@@ -25,6 +25,9 @@ pub struct Document {
     pub text: String,
     /// Size of the file on disk.
     pub bytes: u64,
+    /// The character encoding the file was decoded from (`UTF-8`, `windows-1252`, `UTF-16LE`…);
+    /// `None` for a PDF.
+    pub encoding: Option<&'static str>,
     /// Positions of this document's chunks in [`Corpus::chunks`].
     pub chunks: Range<usize>,
     line_starts: Vec<usize>,
@@ -48,6 +51,9 @@ pub struct DocInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     pub format: Format,
+    /// See [`Document::encoding`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<&'static str>,
     pub bytes: u64,
     pub lines: usize,
     pub tokens: usize,
@@ -89,29 +95,31 @@ impl std::fmt::Debug for Corpus {
 impl Corpus {
     /// Finds, reads, chunks and indexes the documents that `specs` name (files, directories,
     /// globs; relative to `base`). Files that cannot be read fail the load, or, with
-    /// `skip_unreadable`, are left out and listed in the report.
+    /// `skip_unreadable`, are left out and listed in the report's `skipped`; files left out on
+    /// purpose (hidden, link loops, the same file twice) are listed in its `ignored`.
     pub fn load(
         specs: &[String],
         base: &Path,
         load_options: &LoadOptions,
         chunk_options: ChunkOptions,
     ) -> Result<(Corpus, LoadReport), DocError> {
-        let paths = load::collect_paths(specs, base)?;
-        let mut report = LoadReport::default();
-        let mut loaded = Vec::with_capacity(paths.len());
-        for (id, path) in paths {
-            match load::load_file(&path) {
-                Ok((format, text, title)) => {
-                    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                    loaded.push(Loaded {
-                        id,
-                        path,
-                        format,
-                        title,
-                        text,
-                        bytes,
-                    });
-                }
+        let found = load::collect_paths(specs, base)?;
+        let mut report = LoadReport {
+            skipped: found.problems,
+            ignored: found.ignored,
+        };
+        let mut loaded = Vec::with_capacity(found.files.len());
+        for (id, path) in found.files {
+            match load::load_file(&path, load_options) {
+                Ok(file) => loaded.push(Loaded {
+                    id,
+                    path,
+                    format: file.format,
+                    title: file.title,
+                    text: file.text,
+                    bytes: file.bytes,
+                    encoding: file.encoding,
+                }),
                 Err(problem) => report.skipped.push(problem),
             }
         }
@@ -142,6 +150,7 @@ impl Corpus {
                     format,
                     title: None,
                     text,
+                    encoding: Some("UTF-8"),
                 }
             })
             .collect();
@@ -171,6 +180,7 @@ impl Corpus {
                 title: doc.title,
                 text: doc.text,
                 bytes: doc.bytes,
+                encoding: doc.encoding,
                 chunks: first..chunks.len(),
                 line_starts,
             });
@@ -257,6 +267,7 @@ impl Corpus {
             id: doc.id.clone(),
             title: doc.title.clone(),
             format: doc.format,
+            encoding: doc.encoding,
             bytes: doc.bytes,
             lines: doc.line_starts.len().saturating_sub(1).max(1),
             tokens: estimate_tokens(&doc.text),
@@ -347,6 +358,7 @@ struct Loaded {
     title: Option<String>,
     text: String,
     bytes: u64,
+    encoding: Option<&'static str>,
 }
 
 impl From<LoadProblem> for DocError {

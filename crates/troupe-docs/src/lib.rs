@@ -9,14 +9,19 @@
 mod chunk;
 mod cite;
 mod corpus;
+mod encoding;
 mod error;
 mod index;
 mod load;
+mod pdf;
 mod tokens;
 
 pub use chunk::ChunkOptions;
 pub use cite::{CitationCheck, normalise};
 pub use corpus::{Chunk, Corpus, DocInfo, Document, Hit};
 pub use error::{DocError, LoadProblem};
-pub use load::{Format, LoadOptions, LoadReport, collect_paths, load_file};
+pub use load::{
+    Collected, FileText, Format, IgnoreReason, Ignored, LoadOptions, LoadReport, collect_paths,
+    load_file,
+};
 pub use tokens::estimate_tokens;

@@ -1,6 +1,10 @@
 //! Finding document files (files, directories, globs) and reading their text.
 
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{DocError, LoadProblem};
 
@@ -16,7 +20,7 @@ pub enum Format {
 
 impl Format {
     /// The format for a file name, by extension; `None` for an extension we do not read. Files
-    /// without an extension are read as text when their bytes are UTF-8 (licence files, READMEs).
+    /// without an extension are read as text when their bytes are text (licence files, READMEs).
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = match path.extension() {
             None => return Some(Format::Text),
@@ -32,57 +36,136 @@ impl Format {
     }
 }
 
-/// How to treat files that cannot be read.
-#[derive(Debug, Clone, Default)]
+/// How to treat files that cannot be read, and the limits a file must keep to.
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Report unreadable or unsupported files and go on without them (otherwise: fail).
     pub skip_unreadable: bool,
+    /// Largest file read, in bytes; a larger one is unreadable ("too large"). Default
+    /// [`LoadOptions::DEFAULT_MAX_FILE_BYTES`] (128 MiB).
+    pub max_file_bytes: u64,
+    /// How long the text of one PDF may take to extract; past it the PDF is unreadable. Default
+    /// [`LoadOptions::DEFAULT_PDF_TIMEOUT`] (30 s).
+    pub pdf_timeout: Duration,
 }
 
-/// What loading found: the documents' paths with their roots, and every file left out, with why.
+impl LoadOptions {
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
+    pub const DEFAULT_PDF_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            skip_unreadable: false,
+            max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
+            pdf_timeout: Self::DEFAULT_PDF_TIMEOUT,
+        }
+    }
+}
+
+/// What loading found: every file left out, with why. `skipped` are failures (files that could
+/// not be read; they fail the load unless `skip_unreadable`); `ignored` are files and folders left
+/// out on purpose (hidden, a symbolic-link loop, the same file twice), never a failure.
 #[derive(Debug, Default)]
 pub struct LoadReport {
     pub skipped: Vec<LoadProblem>,
+    pub ignored: Vec<Ignored>,
+}
+
+/// A file or folder that was left out on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Ignored {
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub why: IgnoreReason,
+}
+
+/// Why a file or folder was left out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum IgnoreReason {
+    /// Its name starts with `.` (`.git`, `.DS_Store`, `.env`); a hidden folder is not entered.
+    Hidden,
+    /// A symbolic link to a folder it is inside of; following it would never end.
+    Loop { ancestor: PathBuf },
+    /// The same file as one already read (a symbolic or hard link, or two specs naming it).
+    Duplicate { of: PathBuf },
+}
+
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.why {
+            IgnoreReason::Hidden => write!(f, "{}: hidden, not read", self.path.display()),
+            IgnoreReason::Loop { ancestor } => write!(
+                f,
+                "{}: symbolic link loop back to {}, not followed",
+                self.path.display(),
+                ancestor.display()
+            ),
+            IgnoreReason::Duplicate { of } => write!(
+                f,
+                "{}: the same file as {}, read once",
+                self.path.display(),
+                of.display()
+            ),
+        }
+    }
+}
+
+/// The files that document specs name, each with the id it will have, and what was left out.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub files: Vec<(String, PathBuf)>,
+    pub ignored: Vec<Ignored>,
+    /// Folders or links that could not be read (a broken link, no permission).
+    pub problems: Vec<LoadProblem>,
 }
 
 /// Expands the user's document specs (files, directories, glob patterns) into files, each with
 /// the id it will have: its path relative to the directory or pattern root it came from, with `/`
-/// separators. Directories are walked recursively in name order; hidden entries (`.git`, `.DS_Store`)
-/// are left out. A spec that matches nothing is an error.
-pub fn collect_paths(specs: &[String], base: &Path) -> Result<Vec<(String, PathBuf)>, DocError> {
-    let mut out: Vec<(String, PathBuf)> = Vec::new();
+/// separators. Directories are walked recursively in name order, following symbolic links but
+/// not loops; hidden entries (`.git`, `.DS_Store`) are left out and listed; each file is taken
+/// once however many links or specs lead to it. A spec that names an existing path is that path
+/// even if it has glob characters (`report [draft].txt`). A spec that matches nothing is an error.
+pub fn collect_paths(specs: &[String], base: &Path) -> Result<Collected, DocError> {
+    let mut walk = Walk::default();
     for spec in specs {
-        let before = out.len();
+        let before = walk.found.files.len() + walk.duplicates;
         let joined = base.join(spec);
-        if spec.contains(['*', '?', '[']) {
-            let pattern = joined.to_string_lossy().into_owned();
-            let paths = glob::glob(&pattern).map_err(|e| DocError::Spec {
+        let exists = std::fs::symlink_metadata(&joined).is_ok();
+        if !exists && spec.contains(['*', '?', '[']) {
+            let (root, pattern) = glob_parts(&joined);
+            let pattern = glob::Pattern::new(&pattern).map_err(|e| DocError::Spec {
                 spec: spec.clone(),
                 reason: format!("not a valid glob pattern: {e}"),
                 hint: "use * for any name, ** for any depth, e.g. docs/**/*.pdf".into(),
             })?;
-            let root = glob_root(&joined);
-            for path in paths.flatten() {
-                if path.is_file() && !is_hidden(&path) {
-                    out.push((relative_id(&path, &root), path));
-                }
-            }
+            walk.walk(&root, Some(&pattern));
         } else if joined.is_dir() {
-            walk(&joined, &joined, &mut out);
+            walk.walk(&joined, None);
         } else if joined.is_file() {
             let id = joined
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| spec.clone());
-            out.push((id, joined));
+            walk.take(id, joined);
         } else {
+            let reason = if exists {
+                format!(
+                    "not a regular file or directory, or a broken link ({})",
+                    joined.display()
+                )
+            } else {
+                format!("no such file or directory ({})", joined.display())
+            };
             return Err(DocError::Spec {
                 spec: spec.clone(),
-                reason: format!("no such file or directory ({})", joined.display()),
+                reason,
                 hint: "give a file, a directory or a glob such as 'docs/*.pdf'; relative paths are read from the current directory (--docs) or the crew file's directory (\"documents\")".into(),
             });
         }
-        if out.len() == before {
+        if walk.found.files.len() + walk.duplicates == before {
             return Err(DocError::Spec {
                 spec: spec.clone(),
                 reason: "matched no files".into(),
@@ -90,26 +173,125 @@ pub fn collect_paths(specs: &[String], base: &Path) -> Result<Vec<(String, PathB
             });
         }
     }
-    dedup_ids(&mut out);
-    Ok(out)
+    let mut found = walk.found;
+    dedup_ids(&mut found.files);
+    Ok(found)
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    paths.sort();
-    for path in paths {
-        if is_hidden(&path) {
-            continue;
+/// Files found so far, and the identity of each (device and inode on Unix), so that a file
+/// reached twice is taken once.
+#[derive(Default)]
+struct Walk {
+    found: Collected,
+    seen: HashMap<FileKey, PathBuf>,
+    duplicates: usize,
+}
+
+impl Walk {
+    /// Walks `root` (following links, in name order), taking every file, or with a pattern the
+    /// files whose path matches it.
+    fn walk(&mut self, root: &Path, pattern: Option<&glob::Pattern>) {
+        let options = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: true,
+        };
+        let mut hidden = Vec::new();
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                let is_hidden = e.depth() > 0 && is_hidden(e.path());
+                if is_hidden {
+                    hidden.push(e.path().to_path_buf());
+                }
+                !is_hidden
+            });
+        let mut taken = Vec::new();
+        for entry in walker {
+            match entry {
+                Ok(entry) if entry.file_type().is_file() => {
+                    let path = entry.path();
+                    if pattern.is_none_or(|p| p.matches_path_with(path, options)) {
+                        taken.push((relative_id(path, root), path.to_path_buf()));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let path = e.path().map(Path::to_path_buf).unwrap_or_default();
+                    if let Some(ancestor) = e.loop_ancestor() {
+                        self.found.ignored.push(Ignored {
+                            path,
+                            why: IgnoreReason::Loop {
+                                ancestor: ancestor.to_path_buf(),
+                            },
+                        });
+                    } else {
+                        self.found.problems.push(LoadProblem {
+                            path,
+                            reason: format!("cannot read: {e}"),
+                            hint: "check that the folder is readable and its links point somewhere"
+                                .into(),
+                        });
+                    }
+                }
+            }
         }
-        if path.is_dir() {
-            walk(root, &path, out);
-        } else if path.is_file() {
-            out.push((relative_id(&path, root), path));
+        // With a pattern, only hidden entries it would have matched but for the dot are listed.
+        let loose = glob::MatchOptions {
+            require_literal_leading_dot: false,
+            ..options
+        };
+        for path in hidden {
+            if pattern.is_none_or(|p| p.matches_path_with(&path, loose)) {
+                self.found.ignored.push(Ignored {
+                    path,
+                    why: IgnoreReason::Hidden,
+                });
+            }
+        }
+        for (id, path) in taken {
+            self.take(id, path);
         }
     }
+
+    /// Takes a file unless the same file was taken already.
+    fn take(&mut self, id: String, path: PathBuf) {
+        match file_key(&path) {
+            Some(key) => match self.seen.get(&key) {
+                Some(of) => {
+                    self.duplicates += 1;
+                    self.found.ignored.push(Ignored {
+                        path,
+                        why: IgnoreReason::Duplicate { of: of.clone() },
+                    });
+                }
+                None => {
+                    self.seen.insert(key, path.clone());
+                    self.found.files.push((id, path));
+                }
+            },
+            None => self.found.files.push((id, path)),
+        }
+    }
+}
+
+#[cfg(unix)]
+type FileKey = (u64, u64);
+#[cfg(not(unix))]
+type FileKey = PathBuf;
+
+/// What makes a file the same file whatever the path to it.
+#[cfg(unix)]
+fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_key(path: &Path) -> Option<FileKey> {
+    std::fs::canonicalize(path).ok()
 }
 
 fn is_hidden(path: &Path) -> bool {
@@ -117,16 +299,31 @@ fn is_hidden(path: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
-/// The directory part of a pattern before its first wildcard.
-fn glob_root(pattern: &Path) -> PathBuf {
+/// A pattern's root (the folders before its first wildcard; a folder that exists under its own
+/// name is literal, `[` and all) and the whole pattern with that root escaped.
+fn glob_parts(pattern: &Path) -> (PathBuf, String) {
     let mut root = PathBuf::new();
+    let mut rest = PathBuf::new();
     for part in pattern.components() {
-        if part.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
-            break;
+        let wild = part.as_os_str().to_string_lossy().contains(['*', '?', '[']);
+        if rest.as_os_str().is_empty() && (!wild || root.join(part).is_dir()) {
+            root.push(part);
+        } else {
+            rest.push(part);
         }
-        root.push(part);
     }
-    root
+    let escaped = glob::Pattern::escape(&root.to_string_lossy());
+    let pattern = if rest.as_os_str().is_empty() {
+        escaped
+    } else {
+        let sep = if escaped.ends_with(std::path::MAIN_SEPARATOR) {
+            ""
+        } else {
+            std::path::MAIN_SEPARATOR_STR
+        };
+        format!("{escaped}{sep}{}", rest.to_string_lossy())
+    };
+    (root, pattern)
 }
 
 fn relative_id(path: &Path, root: &Path) -> String {
@@ -139,9 +336,7 @@ fn relative_id(path: &Path, root: &Path) -> String {
 
 /// The same id from two specs (two folders each with a README.md): prefix the later ones with a
 /// counter so every id stays unique and stable for the same command line.
-fn dedup_ids(out: &mut Vec<(String, PathBuf)>) {
-    let mut seen_paths = std::collections::HashSet::new();
-    out.retain(|(_, p)| seen_paths.insert(p.clone()));
+fn dedup_ids(out: &mut [(String, PathBuf)]) {
     let mut seen = std::collections::HashSet::new();
     for (id, _) in out.iter_mut() {
         if !seen.insert(id.clone()) {
@@ -154,8 +349,23 @@ fn dedup_ids(out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
-/// Reads one file's text in its format, normalised (see [`normalise_text`]).
-pub fn load_file(path: &Path) -> Result<(Format, String, Option<String>), LoadProblem> {
+/// One file's text, as [`load_file`] reads it.
+#[derive(Debug, Clone)]
+pub struct FileText {
+    pub format: Format,
+    /// Normalised (see [`normalise_text`]).
+    pub text: String,
+    pub title: Option<String>,
+    /// The character encoding the file was decoded from (`UTF-8`, `windows-1252`, `UTF-16LE`…,
+    /// WHATWG names); `None` for a PDF, whose text comes from its fonts.
+    pub encoding: Option<&'static str>,
+    /// Size of the file.
+    pub bytes: u64,
+}
+
+/// Reads one file's text in its format, normalised (see [`normalise_text`]), within the limits
+/// of `options` (file size; PDF extraction time, isolated so a damaged PDF cannot panic).
+pub fn load_file(path: &Path, options: &LoadOptions) -> Result<FileText, LoadProblem> {
     let problem = |reason: String, hint: &str| LoadProblem {
         path: path.to_path_buf(),
         reason,
@@ -170,24 +380,30 @@ pub fn load_file(path: &Path) -> Result<(Format, String, Option<String>), LoadPr
             "Troupe reads .txt, .md, .html and .pdf (and extension-less text files); convert the file to one of those",
         )
     })?;
-    let bytes = std::fs::read(path).map_err(|e| {
-        problem(
+    let bytes = read_bounded(path, options.max_file_bytes).map_err(|e| match e {
+        Read::TooLarge(size) => problem(
+            format!(
+                "too large: {} (the limit is {})",
+                human_bytes(size),
+                human_bytes(options.max_file_bytes)
+            ),
+            "split the file, or raise the limit (max_file_bytes)",
+        ),
+        Read::Io(e) => problem(
             format!("cannot read: {e}"),
             "check that the file exists and is readable",
-        )
+        ),
     })?;
-    let (raw, title) = match format {
+    let size = bytes.len() as u64;
+    let (raw, title, encoding) = match format {
         Format::Pdf => {
-            let text = pdf_extract::extract_text_from_mem(&bytes).map_err(|e| {
-                problem(
-                    format!("not a readable PDF: {e}"),
-                    "open it in a PDF viewer to check it; encrypted or damaged PDFs are not read",
-                )
-            })?;
-            (text, None)
+            let text = crate::pdf::extract(bytes, options.pdf_timeout)
+                .map_err(|failure| pdf_problem(path, failure))?;
+            (text, None, None)
         }
         Format::Html => {
-            let html = utf8(bytes).map_err(|r| problem(r, UTF8_HINT))?;
+            let (html, encoding) = decode(&bytes, true).map_err(|r| problem(r, BINARY_HINT))?;
+            drop(bytes);
             let title = html_title(&html);
             let text = html2text::config::plain_no_decorate()
                 .string_from_read(html.as_bytes(), 120)
@@ -197,14 +413,14 @@ pub fn load_file(path: &Path) -> Result<(Format, String, Option<String>), LoadPr
                         "check that the file is HTML",
                     )
                 })?;
-            (text, title)
+            (text, title, Some(encoding))
         }
         Format::Text | Format::Markdown => {
-            let text = utf8(bytes).map_err(|r| problem(r, UTF8_HINT))?;
+            let (text, encoding) = decode(&bytes, false).map_err(|r| problem(r, BINARY_HINT))?;
             let title = (format == Format::Markdown)
                 .then(|| markdown_title(&text))
                 .flatten();
-            (text, title)
+            (text, title, Some(encoding))
         }
     };
     let text = normalise_text(&raw);
@@ -216,21 +432,91 @@ pub fn load_file(path: &Path) -> Result<(Format, String, Option<String>), LoadPr
         };
         return Err(problem("no text in the file".into(), hint));
     }
-    Ok((format, text, title))
+    Ok(FileText {
+        format,
+        text,
+        title,
+        encoding,
+        bytes: size,
+    })
 }
 
-const UTF8_HINT: &str = "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > FILE.txt";
+const BINARY_HINT: &str = "Troupe reads text, Markdown, HTML and PDF; leave binary files out of the documents, or convert them to one of those";
 
-fn utf8(bytes: Vec<u8>) -> Result<String, String> {
-    if bytes.contains(&0) {
-        return Err("binary file (contains NUL bytes), not text".into());
+fn decode(bytes: &[u8], html: bool) -> Result<(String, &'static str), String> {
+    crate::encoding::decode(bytes, html)
+        .map_err(|b| format!("this looks like a binary file ({}), not text", b.0))
+}
+
+fn pdf_problem(path: &Path, failure: crate::pdf::Failure) -> LoadProblem {
+    use crate::pdf::Failure;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let damaged = "open it in a PDF viewer to check it; encrypted or damaged PDFs are not read (a viewer's \"print to PDF\" often repairs one)";
+    let (reason, hint) = match failure {
+        Failure::Error(e) => (format!("not a readable PDF: {e}"), damaged),
+        Failure::Panic(e) => (
+            format!("damaged PDF: the PDF reader gave up on {name} ({e})"),
+            damaged,
+        ),
+        Failure::Timeout(t) => (
+            format!(
+                "damaged PDF: extraction did not finish within {} s",
+                t.as_secs_f32()
+            ),
+            "the PDF may be damaged or built to stall readers; check it in a PDF viewer, or raise the limit (pdf_timeout)",
+        ),
+        Failure::Busy => (
+            format!(
+                "not read: {} earlier PDF extractions are still running past their time limit",
+                crate::pdf::MAX_LIVE
+            ),
+            "remove the PDFs reported as not finishing in time and load again",
+        ),
+        Failure::Spawn(e) => (
+            format!("cannot start the PDF reader: {e}"),
+            "the system is out of threads or memory; try again with fewer documents",
+        ),
+    };
+    LoadProblem {
+        path: path.to_path_buf(),
+        reason,
+        hint: hint.into(),
     }
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
-    })
+}
+
+enum Read {
+    TooLarge(u64),
+    Io(std::io::Error),
+}
+
+/// The file's bytes, if it has at most `max` of them. Reads at most `max + 1` bytes whatever the
+/// file claims to be (a growing file, a device).
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Read> {
+    let file = std::fs::File::open(path).map_err(Read::Io)?;
+    let claimed = file.metadata().map_err(Read::Io)?.len();
+    if claimed > max {
+        return Err(Read::TooLarge(claimed));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(claimed).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(Read::Io)?;
+    if bytes.len() as u64 > max {
+        return Err(Read::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= MIB {
+        format!("{:.1} MiB", n as f64 / MIB as f64)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 fn html_title(html: &str) -> Option<String> {
@@ -306,7 +592,7 @@ mod tests {
 
     #[test]
     fn glob_root_stops_at_the_first_wildcard() {
-        assert_eq!(glob_root(Path::new("/a/b/*.md")), PathBuf::from("/a/b"));
-        assert_eq!(glob_root(Path::new("/a/**/x/*.md")), PathBuf::from("/a"));
+        assert_eq!(glob_parts(Path::new("/a/b/*.md")).0, PathBuf::from("/a/b"));
+        assert_eq!(glob_parts(Path::new("/a/**/x/*.md")).0, PathBuf::from("/a"));
     }
 }
