@@ -60,12 +60,28 @@ impl Renderer {
                 tokens,
                 duration_ms,
                 skipped,
+                ignored,
+                encodings,
             } => {
                 let mut s = format!(
                     "  ▤ {documents} document(s) read: {chunks} chunks, ~{tokens} tokens, indexed in {duration_ms} ms"
                 );
+                let legacy: Vec<String> = encodings
+                    .iter()
+                    .filter(|(_, e)| e.as_str() != "UTF-8")
+                    .map(|(d, e)| format!("{d} ({e})"))
+                    .collect();
+                if !legacy.is_empty() {
+                    s.push_str(&format!(
+                        "\n  · decoded from legacy encodings: {}",
+                        legacy.join(", ")
+                    ));
+                }
                 for k in skipped {
                     s.push_str(&format!("\n  ! skipped {}", first_line(k)));
+                }
+                for k in ignored {
+                    s.push_str(&format!("\n  · not read: {}", first_line(k)));
                 }
                 s
             }

@@ -600,3 +600,50 @@ fn a_closed_pipe_is_not_a_panic_and_causes_print_once() {
         "{stderr}"
     );
 }
+
+/// A folder with a legacy-encoded file, a hidden file and a symlink loop: each real file is one
+/// document (one per-document task), the encoding is said in `documents_loaded`, and what was
+/// left out is listed there with why.
+#[cfg(unix)]
+#[test]
+fn document_folders_are_walked_once_and_legacy_text_is_decoded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    // "Café prices rose 5 € — “firmly”." in Windows-1252.
+    let mut cp1252 = b"Caf\xe9 prices rose 5 \x80 \x97 \x93firmly\x94 this quarter.".to_vec();
+    cp1252.extend_from_slice(b" The supplier must deliver within thirty days of the order.\n");
+    std::fs::write(docs.join("legacy.txt"), &cp1252).unwrap();
+    std::fs::write(docs.join(".secret"), "hidden notes").unwrap();
+    std::os::unix::fs::symlink(&docs, docs.join("loop")).unwrap();
+    let crew = document_crew(tmp.path(), &docs);
+    let server = FakeServer::start(|r: &Request| {
+        if r.is("Reviewer") {
+            Reply::text(r#"{"verdict": "approve", "feedback": "ok"}"#)
+        } else {
+            Reply::text("Notes.")
+        }
+    });
+    let (_t, out) = run_completed(&server.url, &crew, &[]);
+    let ev = events(&out);
+    let loaded = of_type(&ev, "documents_loaded")[0];
+    assert_eq!(loaded["documents"], 1, "{loaded:#}");
+    assert_eq!(
+        loaded["encodings"]["legacy.txt"], "windows-1252",
+        "{loaded:#}"
+    );
+    let ignored = loaded["ignored"].to_string();
+    assert!(
+        ignored.contains(".secret") && ignored.contains("hidden"),
+        "{ignored}"
+    );
+    assert!(ignored.contains("loop"), "{ignored}");
+    let analyst = requests_of(server.requests(), "Analyst");
+    assert_eq!(analyst.len(), 1);
+    assert!(
+        analyst[0]["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Café prices rose 5 € — “firmly”")
+    );
+}

@@ -59,6 +59,10 @@ pub struct Documents {
     pub chunk_tokens: u32,
     pub chunk_overlap: u32,
     pub on_unreadable: OnUnreadable,
+    /// `documents.max_file_mb`.
+    pub max_file_mb: u32,
+    /// `documents.pdf_timeout_s`.
+    pub pdf_timeout: Duration,
 }
 
 impl Default for Documents {
@@ -68,6 +72,8 @@ impl Default for Documents {
             chunk_tokens: 400,
             chunk_overlap: 60,
             on_unreadable: OnUnreadable::Fail,
+            max_file_mb: 128,
+            pdf_timeout: Duration::from_secs(30),
         }
     }
 }

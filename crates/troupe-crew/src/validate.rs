@@ -710,11 +710,33 @@ impl Checker<'_> {
                 );
             }
         }
+        let max_file_mb = spec.max_file_mb.unwrap_or(d.max_file_mb);
+        if !(1..=16_384).contains(&max_file_mb) {
+            self.err(
+                path.key("max_file_mb"),
+                format!("`max_file_mb` is {max_file_mb}: it must be between 1 and 16384 (16 GiB)"),
+                "give the largest document size in MiB, e.g. 128 (the default)",
+            );
+        }
+        let pdf_timeout = match spec.pdf_timeout_s {
+            Some(t) if t.is_nan() || t <= 0.0 || t > 3600.0 => {
+                self.err(
+                    path.key("pdf_timeout_s"),
+                    format!("`pdf_timeout_s` is {t}: it must be more than 0 and at most 3600"),
+                    "give the seconds one PDF may take to read, e.g. 30 (the default)",
+                );
+                d.pdf_timeout
+            }
+            Some(t) => secs(t),
+            None => d.pdf_timeout,
+        };
         Documents {
             paths: spec.paths.clone(),
             chunk_tokens,
             chunk_overlap,
             on_unreadable: spec.on_unreadable.unwrap_or_default(),
+            max_file_mb,
+            pdf_timeout,
         }
     }
 

@@ -128,6 +128,13 @@ pub struct DocumentsSpec {
     /// (it is reported, never dropped silently).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_unreadable: Option<OnUnreadable>,
+    /// Largest document file read, in MiB; a larger one is unreadable (reported with the
+    /// reason). Default: 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_mb: Option<u32>,
+    /// Time one PDF may take to extract, in seconds; a slower one is unreadable. Default: 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdf_timeout_s: Option<f64>,
 }
 
 /// What to do with an unreadable document.

@@ -52,6 +52,8 @@ pub struct RunDocuments {
     pub corpus: Arc<Corpus>,
     /// Files left out (`on_unreadable: skip`), each with the reason.
     pub skipped: Vec<String>,
+    /// Files left out on purpose (hidden, link loops, duplicates), each with why.
+    pub ignored: Vec<String>,
     pub load_ms: u64,
 }
 
@@ -246,6 +248,13 @@ pub async fn run(
                 .sum(),
             duration_ms: d.load_ms,
             skipped: d.skipped.clone(),
+            ignored: d.ignored.clone(),
+            encodings: d
+                .corpus
+                .documents()
+                .iter()
+                .filter_map(|doc| doc.encoding.map(|e| (doc.id.clone(), e.to_string())))
+                .collect(),
         });
     }
 

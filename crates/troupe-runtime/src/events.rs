@@ -39,6 +39,10 @@ pub enum EventKind {
         duration_ms: u64,
         /// Files left out (`on_unreadable: skip`), each with why.
         skipped: Vec<String>,
+        /// Files left out on purpose (hidden, symlink loops, the same file twice), each with why.
+        ignored: Vec<String>,
+        /// The text encoding each text document was decoded from (`windows-1252`, `UTF-8`, …).
+        encodings: std::collections::BTreeMap<String, String>,
     },
     TaskStarted {
         task: String,

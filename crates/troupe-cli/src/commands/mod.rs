@@ -42,6 +42,8 @@ pub fn load_documents(
     let load = LoadOptions {
         skip_unreadable: skip_unreadable
             || settings.on_unreadable == troupe_crew::OnUnreadable::Skip,
+        max_file_bytes: u64::from(settings.max_file_mb) << 20,
+        pdf_timeout: settings.pdf_timeout,
     };
     let chunks = ChunkOptions {
         tokens: settings.chunk_tokens as usize,
@@ -58,6 +60,7 @@ pub fn load_documents(
     Ok(Some(RunDocuments {
         corpus: Arc::new(corpus),
         skipped: report.skipped.iter().map(ToString::to_string).collect(),
+        ignored: report.ignored.iter().map(ToString::to_string).collect(),
         load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }))
 }
