@@ -48,6 +48,10 @@ pub struct PluginDecl {
     pub stdio_bytes: usize,
     pub log_lines: usize,
     pub http_bytes: usize,
+    /// Bytes of keys plus values of the plugin's key-value space (`limits.kv_kb`).
+    pub kv_bytes: usize,
+    /// Keys of the plugin's key-value space (`limits.kv_keys`).
+    pub kv_keys: usize,
     /// Position in `plugins`, for locating diagnostics.
     pub index: usize,
 }

@@ -48,6 +48,67 @@ pub const MAX_RESPONSE_KB: u32 = 1 << 20;
 /// The smallest `llm.context_window` accepted: a persona, a task and a short answer.
 pub const MIN_CONTEXT_WINDOW: u32 = 1024;
 
+/// Plugin ids Troupe keeps for its own tools: a plugin's tools are `<id>.<tool>`, so a plugin
+/// with one of these ids would shadow (or later collide with) the built-in `docs.*` and `text.*`
+/// tools and the namespaces kept for tools to come (`mcp.*` for MCP servers, `troupe.*`,
+/// `builtin.*`, …). Compared ignoring case.
+pub const RESERVED_PLUGIN_IDS: &[&str] = &[
+    "docs", "text", "mcp", "troupe", "builtin", "builtins", "core", "std", "host", "crew", "agent",
+    "task", "memory", "web",
+];
+
+/// Each `plugins[].limits` key: its default, the largest value accepted and why.
+const PLUGIN_LIMITS: &[(&str, u64, u64, &str)] = &[
+    (
+        "deadline_ms",
+        2000,
+        600_000,
+        "10 minutes; a longer tool call stalls its agent",
+    ),
+    (
+        "memory_mb",
+        64,
+        4096,
+        "a plugin's memory is 32-bit: 4 GiB is all it can address, and the instance pool's size",
+    ),
+    (
+        "output_kb",
+        256,
+        65_536,
+        "64 MiB; a result goes into a model's context, which holds far less",
+    ),
+    (
+        "stdio_kb",
+        16,
+        4096,
+        "4 MiB each of stdout and stderr, copied into every `plugin_call` event",
+    ),
+    (
+        "log_lines",
+        100,
+        1000,
+        "lines of up to 2000 characters, each copied into the `plugin_call` event",
+    ),
+    (
+        "http_kb",
+        1024,
+        65_536,
+        "64 MiB; a response is held in memory, on the host and in the plugin",
+    ),
+    (
+        "kv_kb",
+        1024,
+        65_536,
+        "64 MiB of host memory held for the whole run",
+    ),
+    (
+        "kv_keys",
+        1000,
+        100_000,
+        "every key costs host memory beyond its bytes",
+    ),
+];
+
 /// Why a crew file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -628,6 +689,23 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for (i, p) in specs.iter().enumerate() {
             let path = root().key("plugins").index(i);
+            if let Some(reserved) = RESERVED_PLUGIN_IDS
+                .iter()
+                .find(|r| r.eq_ignore_ascii_case(&p.id))
+            {
+                self.err(
+                    path.key("id"),
+                    format!(
+                        "plugin id `{}` is reserved for Troupe's built-in `{reserved}.*` tools",
+                        p.id
+                    ),
+                    format!(
+                        "rename the plugin (its tools become `<id>.<tool>`), e.g. `{}_plugin`, and the agents' `tools` that name it; reserved ids: {}",
+                        p.id,
+                        list(RESERVED_PLUGIN_IDS)
+                    ),
+                );
+            }
             let file = self.dir.join(&p.path);
             if !file.is_file() {
                 self.err(
@@ -648,21 +726,7 @@ impl Checker<'_> {
                 }
             }
             let limits = p.limits.clone().unwrap_or_default();
-            for (key, value) in [
-                ("deadline_ms", limits.deadline_ms.map(|v| v as f64)),
-                ("memory_mb", limits.memory_mb.map(f64::from)),
-                ("output_kb", limits.output_kb.map(f64::from)),
-                ("stdio_kb", limits.stdio_kb.map(f64::from)),
-                ("http_kb", limits.http_kb.map(f64::from)),
-            ] {
-                if value == Some(0.0) {
-                    self.err(
-                        path.key("limits").key(key),
-                        format!("`{key}` is 0: no call could succeed"),
-                        "use a positive value, or remove the key for the default",
-                    );
-                }
-            }
+            self.plugin_limits(&path.key("limits"), &limits);
             out.push(PluginDecl {
                 id: p.id.clone(),
                 path: file,
@@ -676,10 +740,53 @@ impl Checker<'_> {
                 stdio_bytes: (limits.stdio_kb.unwrap_or(16) as usize) << 10,
                 log_lines: limits.log_lines.unwrap_or(100) as usize,
                 http_bytes: (limits.http_kb.unwrap_or(1024) as usize) << 10,
+                kv_bytes: (limits.kv_kb.unwrap_or(1024) as usize) << 10,
+                kv_keys: limits.kv_keys.unwrap_or(1000) as usize,
                 index: i,
             });
         }
         out
+    }
+
+    /// Every limit given is within `PLUGIN_LIMITS` (and not 0, except `log_lines`).
+    fn plugin_limits(&mut self, path: &JsonPath, limits: &wire::PluginLimitsSpec) {
+        let given = [
+            ("deadline_ms", limits.deadline_ms),
+            ("memory_mb", limits.memory_mb.map(u64::from)),
+            ("output_kb", limits.output_kb.map(u64::from)),
+            ("stdio_kb", limits.stdio_kb.map(u64::from)),
+            ("log_lines", limits.log_lines.map(u64::from)),
+            ("http_kb", limits.http_kb.map(u64::from)),
+            ("kv_kb", limits.kv_kb.map(u64::from)),
+            ("kv_keys", limits.kv_keys.map(u64::from)),
+        ];
+        for (key, value) in given {
+            let Some(value) = value else { continue };
+            let Some(&(_, default, max, why)) = PLUGIN_LIMITS.iter().find(|l| l.0 == key) else {
+                continue;
+            };
+            let min = u64::from(key != "log_lines");
+            if value < min {
+                let what = if key.starts_with("kv_") {
+                    "no `kv-set` could succeed"
+                } else {
+                    "no call could succeed"
+                };
+                self.err(
+                    path.key(key),
+                    format!("`{key}` is 0: {what}"),
+                    format!("use a positive value (at most {max}), or remove the key for the default ({default})"),
+                );
+            } else if value > max {
+                self.err(
+                    path.key(key),
+                    format!("`{key}` is {value}, over the largest value accepted ({max})"),
+                    format!(
+                        "use {min} to {max} ({why}), or remove the key for the default ({default})"
+                    ),
+                );
+            }
+        }
     }
 
     fn documents(&mut self, spec: &wire::DocumentsSpec) -> Documents {

@@ -108,6 +108,14 @@ pub struct PluginLimitsSpec {
     /// Body size of one `http-get` response, in KiB; a larger one is refused. Default: 1024.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_kb: Option<u32>,
+    /// Keys plus values the plugin's key-value space holds over the run, in KiB; a `kv-set`
+    /// beyond is refused to the plugin. Default: 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_kb: Option<u32>,
+    /// Keys the plugin's key-value space holds over the run; a `kv-set` of a new key beyond is
+    /// refused to the plugin. Default: 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_keys: Option<u32>,
 }
 
 /// Where the documents are and how they are cut into chunks.

@@ -21,7 +21,10 @@ pub mod skeleton;
 pub use cache::CacheOutcome;
 pub use error::PluginError;
 pub use plugin::{CallReport, Description, Plugin, ToolInfo};
-pub use sandbox::{Grants, Limits, LogLine, Services};
+pub use sandbox::{
+    Grants, KvSpace, Limits, LogLine, MAX_DENIAL_MESSAGES, MAX_DENIALS_PER_CALL, MAX_KV_KEY_BYTES,
+    Services,
+};
 
 /// The WIT package this host implements, and the versions it accepts.
 pub const WORLD: &str = "troupe:plugin/tool-plugin";

@@ -19,6 +19,10 @@ use crate::host::ToolPluginPre;
 use crate::load::{self, Kind};
 use crate::sandbox::{Grants, Limits, LogLine, Services, State};
 
+/// Host resources (WASI streams, pollables, …) one call may hold at once: a plugin creating
+/// them in a loop without dropping them fails instead of growing the host.
+const MAX_RESOURCES: usize = 10_000;
+
 /// How often the engine's epoch advances: the granularity of deadlines and of yielding to the
 /// async runtime while a plugin computes.
 const TICK: Duration = Duration::from_millis(5);
@@ -59,12 +63,17 @@ pub struct CallReport {
     pub stderr: String,
     /// Whether stdout or stderr reached `limits.stdio_bytes` (later writes failed).
     pub stdio_full: bool,
-    /// Capabilities asked for without a grant, each naming the key that grants it.
+    /// Capabilities asked for without a grant, each naming the key that grants it: the first
+    /// `MAX_DENIAL_MESSAGES` distinct messages.
     pub denied: Vec<String>,
+    /// Every request denied in the call (at most `MAX_DENIALS_PER_CALL`: the call stops there).
+    pub denied_total: usize,
     pub duration: Duration,
-    /// Which limit ended the call, as its crew-file key.
+    /// Which limit ended the call, as its crew-file key (`limits.deadline_ms`,
+    /// `limits.memory_mb`, `limits.output_kb`), or the grant (`grants.kv`, `grants.documents`,
+    /// `grants.http`) whose requests were denied `MAX_DENIALS_PER_CALL` times.
     pub limit: Option<&'static str>,
-    /// Limits hit during the call that did not end it (the plugin got an error instead).
+    /// Limits hit during the call that did not end it (the plugin got an error instead), each once.
     pub hits: Vec<&'static str>,
 }
 
@@ -283,10 +292,14 @@ impl Plugin {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            // A random-bytes request cannot be larger than the memory it would go into.
+            .max_random_size(self.limits.memory_bytes as u64)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = State {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
                 .table_elements(1 << 16)
@@ -299,8 +312,9 @@ impl Plugin {
             max_logs: self.limits.log_lines,
             logs_dropped: 0,
             denied: Vec::new(),
+            denied_total: 0,
             deadline: started + self.limits.deadline,
-            http_bytes: self.limits.http_bytes,
+            call_limits: self.limits.clone(),
             hits: Vec::new(),
         };
         let mut store = Store::new(self.pre.engine(), state);
@@ -326,9 +340,9 @@ impl Plugin {
         let mut limit = None;
         let result = match outcome {
             Ok(Ok(out)) if out.len() > self.limits.output_bytes => {
-                limit = Some("limits.output_bytes");
+                limit = Some("limits.output_kb");
                 Err(format!(
-                    "the plugin's output ({} bytes) is over the limit of {} bytes (`limits.output_bytes`)",
+                    "the plugin's output ({} bytes) is over the limit of {} bytes (`limits.output_kb`)",
                     out.len(),
                     self.limits.output_bytes
                 ))
@@ -351,6 +365,7 @@ impl Plugin {
             stdout: String::from_utf8_lossy(&out).into_owned(),
             stderr: String::from_utf8_lossy(&err).into_owned(),
             denied: state.denied,
+            denied_total: state.denied_total,
             duration: started.elapsed(),
             limit,
             hits: state.hits,
@@ -360,6 +375,9 @@ impl Plugin {
 
 /// A trap in words, and the limit that caused it, if one did.
 fn describe_trap(e: &wasmtime::Error, limits: &Limits) -> (String, Option<&'static str>) {
+    if let Some(stopped) = e.downcast_ref::<crate::host::Stopped>() {
+        return (stopped.message.clone(), Some(stopped.limit));
+    }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => (
             format!(

@@ -202,7 +202,7 @@ async fn a_giant_output_is_refused_at_the_output_cap() {
     let report = plugin.call("echo", "{}").await;
     let err = report.result.unwrap_err();
     assert!(err.contains("over the limit of 262144 bytes"), "{err}");
-    assert_eq!(report.limit, Some("limits.output_bytes"));
+    assert_eq!(report.limit, Some("limits.output_kb"));
 }
 
 #[tokio::test]

@@ -8,7 +8,9 @@ use troupe_crew::{Crew, Diagnostic, JsonPath, Target};
 use troupe_docs::Corpus;
 use troupe_llm::{BoxFuture, ToolSpec};
 use troupe_plugin::load::Kind;
-use troupe_plugin::{Grants, Limits, Plugin, PluginError, Services};
+use troupe_plugin::{
+    CallReport, Grants, Limits, MAX_DENIALS_PER_CALL, Plugin, PluginError, Services,
+};
 
 use crate::events::{EventKind, Events, ms};
 use crate::tool::{Tool, ToolError, ToolRegistry};
@@ -41,6 +43,8 @@ pub async fn load(
                 stdio_bytes: decl.stdio_bytes,
                 log_lines: decl.log_lines,
                 http_bytes: decl.http_bytes,
+                kv_bytes: decl.kv_bytes,
+                kv_keys: decl.kv_keys,
             };
             let services = Services {
                 config: decl.config.clone(),
@@ -101,15 +105,28 @@ pub async fn load(
     }
 }
 
-/// Registers every tool of `plugins`; calls report to `events`.
-pub fn register(registry: &mut ToolRegistry, plugins: &[Arc<Plugin>], events: &Events) {
+/// Registers every tool of `plugins`; calls report to `events`. A tool whose name is already
+/// registered (a built-in tool, or a plugin's second tool of that name) is not registered, never
+/// replacing the first: its names are returned. (The crew's validation refuses plugin ids that
+/// would shadow built-in tools, `troupe_crew::validate::RESERVED_PLUGIN_IDS`.)
+pub fn register(
+    registry: &mut ToolRegistry,
+    plugins: &[Arc<Plugin>],
+    events: &Events,
+) -> Vec<String> {
+    let mut refused = Vec::new();
     for plugin in plugins {
         for tool in &plugin.description.tools {
+            let name = format!("{}.{}", plugin.id, tool.name);
+            if registry.names().any(|n| n == name) {
+                refused.push(name);
+                continue;
+            }
             registry.register(Arc::new(PluginTool {
                 plugin: plugin.clone(),
                 tool: tool.name.clone(),
                 spec: ToolSpec {
-                    name: format!("{}.{}", plugin.id, tool.name),
+                    name,
                     description: tool.description.clone(),
                     parameters: tool.parameters.clone(),
                 },
@@ -117,6 +134,7 @@ pub fn register(registry: &mut ToolRegistry, plugins: &[Arc<Plugin>], events: &E
             }));
         }
     }
+    refused
 }
 
 struct PluginTool {
@@ -134,79 +152,182 @@ impl Tool for PluginTool {
     fn call(&self, args: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         Box::pin(async move {
             let report = self.plugin.call(&self.tool, &args.to_string()).await;
-            self.events.emit(EventKind::PluginCall {
-                plugin: self.plugin.id.clone(),
-                tool: self.tool.clone(),
-                ok: report.result.is_ok(),
-                duration_ms: ms(report.duration),
-                limit: report.limit.map(str::to_string),
-                denied: report.denied.clone(),
-                logs: report
-                    .logs
-                    .iter()
-                    .map(|l| format!("{}: {}", l.level, l.message))
-                    .collect(),
-                stdout: report.stdout.clone(),
-                stderr: report.stderr.clone(),
-            });
-            let id = &self.plugin.id;
-            if report.logs_dropped > 0 {
-                self.events.emit(EventKind::LimitHit {
-                    task: None,
-                    agent: None,
-                    limit: "log_lines".into(),
-                    value: self.plugin.limits.log_lines.to_string(),
-                    key: format!("plugins[{id}].limits.log_lines"),
-                    action: format!("{} further log line(s) dropped", report.logs_dropped),
-                });
-            }
-            if report.stdio_full {
-                self.events.emit(EventKind::LimitHit {
-                    task: None,
-                    agent: None,
-                    limit: "stdio_kb".into(),
-                    value: (self.plugin.limits.stdio_bytes >> 10).to_string(),
-                    key: format!("plugins[{id}].limits.stdio_kb"),
-                    action: "stdout/stderr beyond the cap was refused to the plugin".into(),
-                });
-            }
-            for hit in &report.hits {
-                let (limit, value, action) = match *hit {
-                    "limits.http_kb" => (
-                        "http_kb",
-                        (self.plugin.limits.http_bytes >> 10).to_string(),
-                        "an HTTP response over the cap was refused to the plugin",
-                    ),
-                    other => (
-                        other.trim_start_matches("limits."),
-                        String::new(),
-                        "refused",
-                    ),
-                };
-                self.events.emit(EventKind::LimitHit {
-                    task: None,
-                    agent: None,
-                    limit: limit.into(),
-                    value,
-                    key: format!("plugins[{id}].{hit}"),
-                    action: action.into(),
-                });
-            }
-            if let Some(limit) = report.limit {
-                self.events.emit(EventKind::LimitHit {
-                    task: None,
-                    agent: None,
-                    limit: limit.trim_start_matches("limits.").into(),
-                    value: match limit {
-                        "limits.deadline_ms" => self.plugin.limits.deadline.as_millis().to_string(),
-                        "limits.memory_mb" => (self.plugin.limits.memory_bytes >> 20).to_string(),
-                        _ => (self.plugin.limits.output_bytes >> 10).to_string(),
-                    },
-                    key: format!("plugins[{}].{limit}", self.plugin.id),
-                    action: "the call failed; the agent got the error".into(),
-                });
+            for event in call_events(&self.plugin.id, &self.tool, &self.plugin.limits, &report) {
+                self.events.emit(event);
             }
             report.result.map_err(ToolError)
         })
+    }
+}
+
+/// The events of one call: `plugin_call`, then a `limit_hit` for each limit the call reached.
+fn call_events(id: &str, tool: &str, limits: &Limits, report: &CallReport) -> Vec<EventKind> {
+    let hit = |limit: &str, value: String, key: &str, action: String| EventKind::LimitHit {
+        task: None,
+        agent: None,
+        limit: limit.into(),
+        value,
+        key: format!("plugins[{id}].{key}"),
+        action,
+    };
+    let mut events = vec![EventKind::PluginCall {
+        plugin: id.to_string(),
+        tool: tool.to_string(),
+        ok: report.result.is_ok(),
+        duration_ms: ms(report.duration),
+        limit: report.limit.map(str::to_string),
+        denied: denied_records(report),
+        logs: report
+            .logs
+            .iter()
+            .map(|l| format!("{}: {}", l.level, l.message))
+            .collect(),
+        stdout: report.stdout.clone(),
+        stderr: report.stderr.clone(),
+    }];
+    if report.logs_dropped > 0 {
+        events.push(hit(
+            "log_lines",
+            limits.log_lines.to_string(),
+            "limits.log_lines",
+            format!("{} further log line(s) dropped", report.logs_dropped),
+        ));
+    }
+    if report.stdio_full {
+        events.push(hit(
+            "stdio_kb",
+            (limits.stdio_bytes >> 10).to_string(),
+            "limits.stdio_kb",
+            "stdout/stderr beyond the cap was refused to the plugin".into(),
+        ));
+    }
+    for key in &report.hits {
+        let (limit, value, action) = match *key {
+            "limits.http_kb" => (
+                "http_kb",
+                (limits.http_bytes >> 10).to_string(),
+                "an HTTP response over the cap was refused to the plugin",
+            ),
+            "limits.kv_kb" => (
+                "kv_kb",
+                (limits.kv_bytes >> 10).to_string(),
+                "a kv-set over the key-value space's quota was refused to the plugin",
+            ),
+            "limits.kv_keys" => (
+                "kv_keys",
+                limits.kv_keys.to_string(),
+                "a kv-set of a new key beyond the key count was refused to the plugin",
+            ),
+            other => (
+                other.trim_start_matches("limits."),
+                String::new(),
+                "refused",
+            ),
+        };
+        events.push(hit(limit, value, key, action.into()));
+    }
+    if let Some(key) = report.limit {
+        // A limit by its value, or a grant whose requests were denied until the call stopped.
+        let (limit, value, action) = match key {
+            "limits.deadline_ms" => ("deadline_ms", limits.deadline.as_millis().to_string(), None),
+            "limits.memory_mb" => ("memory_mb", (limits.memory_bytes >> 20).to_string(), None),
+            "limits.output_kb" => ("output_kb", (limits.output_bytes >> 10).to_string(), None),
+            grant if grant.starts_with("grants.") => (
+                "denied_requests",
+                MAX_DENIALS_PER_CALL.to_string(),
+                Some(format!(
+                    "the call was stopped after {MAX_DENIALS_PER_CALL} denied requests; the agent got the error (grant `{grant}` if the plugin needs it)"
+                )),
+            ),
+            other => (other.trim_start_matches("limits."), String::new(), None),
+        };
+        events.push(hit(
+            limit,
+            value,
+            key,
+            action.unwrap_or_else(|| "the call failed; the agent got the error".into()),
+        ));
+    }
+    events
+}
+
+/// The `denied` of a `plugin_call` event: the distinct denial messages kept, and a last line
+/// with the count when there were more denials than messages (a request denied in a loop).
+fn denied_records(report: &CallReport) -> Vec<String> {
+    let mut denied = report.denied.clone();
+    if report.denied_total > denied.len() {
+        denied.push(format!(
+            "{} requests were denied in this call in all",
+            report.denied_total
+        ));
+    }
+    denied
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn report() -> CallReport {
+        CallReport {
+            result: Err("stopped".into()),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdio_full: false,
+            denied: vec!["the key-value space was not granted".into()],
+            denied_total: MAX_DENIALS_PER_CALL,
+            duration: std::time::Duration::from_millis(1),
+            limit: Some("grants.kv"),
+            hits: vec!["limits.kv_kb", "limits.kv_keys"],
+        }
+    }
+
+    fn json(events: &[EventKind]) -> Vec<Value> {
+        events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect()
+    }
+
+    /// A denial loop and kv quota hits become a `plugin_call` with the count, and `limit_hit`
+    /// events keyed by the plugin's crew-file keys.
+    #[test]
+    fn a_reports_counts_and_limits_become_events() {
+        let events = json(&call_events("kvp", "go", &Limits::default(), &report()));
+        assert_eq!(events.len(), 4, "{events:#?}");
+        assert_eq!(events[0]["type"], "plugin_call");
+        assert_eq!(events[0]["limit"], "grants.kv");
+        let denied = events[0]["denied"].as_array().unwrap();
+        assert_eq!(denied.len(), 2);
+        assert_eq!(denied[1], "64 requests were denied in this call in all");
+        assert_eq!(events[1]["type"], "limit_hit");
+        assert_eq!(events[1]["key"], "plugins[kvp].limits.kv_kb");
+        assert_eq!(events[1]["value"], "1024");
+        assert_eq!(events[2]["key"], "plugins[kvp].limits.kv_keys");
+        assert_eq!(events[2]["value"], "1000");
+        assert_eq!(events[3]["limit"], "denied_requests");
+        assert_eq!(events[3]["key"], "plugins[kvp].grants.kv");
+        assert_eq!(events[3]["value"], "64");
+        assert!(
+            events[3]["action"]
+                .as_str()
+                .unwrap()
+                .contains("stopped after 64 denied")
+        );
+
+        // A single denial is its message only; an output over the cap is keyed `output_kb`.
+        let one = CallReport {
+            denied_total: 1,
+            limit: Some("limits.output_kb"),
+            hits: Vec::new(),
+            ..report()
+        };
+        let events = json(&call_events("p", "go", &Limits::default(), &one));
+        assert_eq!(events[0]["denied"].as_array().unwrap().len(), 1);
+        assert_eq!(events[1]["key"], "plugins[p].limits.output_kb");
+        assert_eq!(events[1]["value"], "256");
     }
 }
