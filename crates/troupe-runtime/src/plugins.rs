@@ -295,7 +295,7 @@ mod tests {
     /// A denial loop and kv quota hits become a `plugin_call` with the count, and `limit_hit`
     /// events keyed by the plugin's crew-file keys.
     #[test]
-    fn a_reports_counts_and_limits_become_events() {
+    fn a_calls_counts_and_limits_become_events() {
         let events = json(&call_events("kvp", "go", &Limits::default(), &report()));
         assert_eq!(events.len(), 4, "{events:#?}");
         assert_eq!(events[0]["type"], "plugin_call");
