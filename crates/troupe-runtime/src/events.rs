@@ -85,6 +85,9 @@ pub enum EventKind {
         limit: Option<String>,
         /// Capabilities asked for without a grant, each naming the key that grants it.
         denied: Vec<String>,
+        /// Every capability request denied in the call (more than `denied` keeps when the
+        /// plugin asked in a loop; the 64th stops the call).
+        denied_total: usize,
         logs: Vec<String>,
         stdout: String,
         stderr: String,

@@ -176,7 +176,8 @@ fn call_events(id: &str, tool: &str, limits: &Limits, report: &CallReport) -> Ve
         ok: report.result.is_ok(),
         duration_ms: ms(report.duration),
         limit: report.limit.map(str::to_string),
-        denied: denied_records(report),
+        denied: report.denied.clone(),
+        denied_total: report.denied_total,
         logs: report
             .logs
             .iter()
@@ -251,19 +252,6 @@ fn call_events(id: &str, tool: &str, limits: &Limits, report: &CallReport) -> Ve
     events
 }
 
-/// The `denied` of a `plugin_call` event: the distinct denial messages kept, and a last line
-/// with the count when there were more denials than messages (a request denied in a loop).
-fn denied_records(report: &CallReport) -> Vec<String> {
-    let mut denied = report.denied.clone();
-    if report.denied_total > denied.len() {
-        denied.push(format!(
-            "{} requests were denied in this call in all",
-            report.denied_total
-        ));
-    }
-    denied
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -300,9 +288,8 @@ mod tests {
         assert_eq!(events.len(), 4, "{events:#?}");
         assert_eq!(events[0]["type"], "plugin_call");
         assert_eq!(events[0]["limit"], "grants.kv");
-        let denied = events[0]["denied"].as_array().unwrap();
-        assert_eq!(denied.len(), 2);
-        assert_eq!(denied[1], "64 requests were denied in this call in all");
+        assert_eq!(events[0]["denied"].as_array().unwrap().len(), 1);
+        assert_eq!(events[0]["denied_total"], 64);
         assert_eq!(events[1]["type"], "limit_hit");
         assert_eq!(events[1]["key"], "plugins[kvp].limits.kv_kb");
         assert_eq!(events[1]["value"], "1024");

@@ -211,6 +211,12 @@ fn call(args: PluginCallArgs) -> Result<u8, Failure> {
     for d in &report.denied {
         crate::term::err_line(&format!("denied: {d}"));
     }
+    if report.denied_total > report.denied.len() {
+        crate::term::err_line(&format!(
+            "{} requests were denied in all",
+            report.denied_total
+        ));
+    }
     if !report.stdout.is_empty() {
         crate::term::err_line(&format!("stdout: {}", report.stdout.trim_end()));
     }
