@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -345,13 +345,12 @@ fn a_live_run_keeps_its_output_directory() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait for the first run to hold the directory (its request reaches the server).
-    let started = Instant::now();
+    // Wait for the first run to hold the directory (its request reaches the server); a bounded
+    // number of polls, not a timing assertion.
+    let mut polls = 0;
     while server.requests().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the first run never started"
-        );
+        polls += 1;
+        assert!(polls < 3000, "the first run never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     let quick = simple_crew(tmp.path(), "note.md");
