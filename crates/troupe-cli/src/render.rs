@@ -1,5 +1,6 @@
 //! Live progress on stderr, and optionally every event as JSON on stdout.
 
+use troupe_runtime::record::TaskStatus;
 use troupe_runtime::{Event, EventKind};
 
 use crate::cli::EventFormat;
@@ -133,6 +134,35 @@ impl Renderer {
                     )
                 }
             }
+            EventKind::StatementsChecked {
+                task,
+                statements,
+                cited,
+                verified,
+                supported,
+                echoes_prompt,
+                failed,
+                ..
+            } => {
+                let counts = format!(
+                    "{statements} statement(s), {cited} cited, {verified} verified, {supported} supported"
+                );
+                if failed.is_empty() && !echoes_prompt && *statements > 0 {
+                    format!("    ✓ [{task}] {counts}")
+                } else {
+                    let why = if *echoes_prompt {
+                        "it repeats its prompt".to_string()
+                    } else if let Some(f) = failed.first() {
+                        first_line(f)
+                    } else {
+                        "it states nothing checkable".to_string()
+                    };
+                    format!("    ✗ [{task}] {counts}; sent back: {why}")
+                }
+            }
+            EventKind::ReportWritten { checks, .. } => {
+                format!("  ▤ report.md: {}", checks.describe())
+            }
             EventKind::TaskDelegated {
                 task, agent, by, ..
             } => format!("  ⇢ [{task}] {by} delegated it to {agent}"),
@@ -216,18 +246,23 @@ impl Renderer {
                 error,
                 ..
             } => {
-                let mark = match status.as_str() {
-                    "completed" => "✓",
-                    "limit_reached" => "◐",
+                let mark = match status {
+                    TaskStatus::Completed => "✓",
+                    TaskStatus::LimitReached => "◐",
+                    TaskStatus::Unreviewed | TaskStatus::NotApproved => "⚠",
                     _ => "✗",
                 };
                 let mut s = format!(
-                    "  {mark} [{task}] {status} in {:.1} s · {} tokens (run: {})",
+                    "  {mark} [{task}] {} in {:.1} s · {} tokens (run: {})",
+                    status.as_str().replace('_', " "),
                     *duration_ms as f64 / 1000.0,
                     input_tokens + output_tokens,
                     self.tokens
                 );
-                if let Some(f) = output_file.as_ref().filter(|_| status != "failed") {
+                if let Some(f) = output_file
+                    .as_ref()
+                    .filter(|_| *status != TaskStatus::Failed)
+                {
                     s.push_str(&format!(" → {f}"));
                 }
                 if let Some(e) = error {

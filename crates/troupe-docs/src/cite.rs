@@ -24,6 +24,9 @@ pub enum CitationCheck {
     },
     /// The quote has no words to check.
     EmptyQuote,
+    /// The chunk exists but the citation quotes nothing, so nothing could be checked: it is not
+    /// a verified citation.
+    Unchecked { document: String, lines: String },
 }
 
 impl CitationCheck {
@@ -36,6 +39,9 @@ impl CitationCheck {
         let short = shorten(quote, 80);
         match self {
             CitationCheck::Verified { .. } => None,
+            CitationCheck::Unchecked { .. } => Some(format!(
+                "citation of {chunk} quotes nothing, so it could not be checked: write the exact words from the chunk in quotation marks right before the id"
+            )),
             CitationCheck::EmptyQuote => Some(format!(
                 "citation of {chunk} has an empty quote: copy the exact words from the chunk"
             )),
@@ -155,6 +161,23 @@ impl Corpus {
                 }
             }
         }
+    }
+}
+
+impl Corpus {
+    /// The sentence (or sentences) of chunk `chunk_id` that hold `quote`, normalised: what the
+    /// quoted words say in their place. `None` when the chunk does not contain the quote.
+    pub fn quote_context(&self, chunk_id: &str, quote: &str) -> Option<String> {
+        let parts = parts(quote);
+        let at = self.position(chunk_id)?;
+        let text = &self.normalised_chunks()[at];
+        let (first, last) = (parts.first()?, parts.last()?);
+        let start = text.find(first.as_str())?;
+        let end = start + text[start..].rfind(last.as_str())? + last.len();
+        let is_end = |c: char| matches!(c, '.' | ';' | '!' | '?' | '\n');
+        let from = text[..start].rfind(is_end).map_or(0, |i| i + 1);
+        let to = text[end..].find(is_end).map_or(text.len(), |i| end + i + 1);
+        Some(text[from..to].trim().to_string())
     }
 }
 

@@ -14,6 +14,8 @@ mod error;
 mod index;
 mod load;
 mod pdf;
+mod statements;
+mod support;
 mod tokens;
 
 pub use chunk::ChunkOptions;
@@ -24,4 +26,6 @@ pub use load::{
     Collected, FileText, Format, IgnoreReason, Ignored, LoadOptions, LoadReport, collect_paths,
     load_file,
 };
+pub use statements::{Statement, StatementKind, statements, strip_quotes, words_outside_quotes};
+pub use support::{SUPPORT_THRESHOLD, Support, content_words, support, support_in};
 pub use tokens::estimate_tokens;

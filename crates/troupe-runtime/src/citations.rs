@@ -40,7 +40,7 @@ pub fn find(corpus: &Corpus, text: &str, value: Option<&Value>) -> Vec<Citation>
         let check = match &quote {
             Some(q) => corpus.check_citation(&chunk, q),
             None => match corpus.chunk(&chunk) {
-                Some(c) => CitationCheck::Verified {
+                Some(c) => CitationCheck::Unchecked {
                     document: corpus.document_of(c).id.clone(),
                     lines: corpus.location(c),
                 },
@@ -317,24 +317,15 @@ fn split_keep<'a>(s: &'a str, seps: &[&str]) -> Vec<&'a str> {
     parts
 }
 
-/// The message that sends failed citations back to the agent.
-pub fn feedback(failed: &[&Citation], total: usize) -> String {
-    let mut s = format!(
-        "The citation check failed for {} of your {total} citation(s):\n",
-        failed.len()
-    );
-    for c in failed {
-        if let Some(p) = c.problem() {
-            s.push_str(&format!("- {p}\n"));
-        }
-    }
-    s.push_str(
-        "\nEvery citation must name a chunk id you were given and quote words copied exactly \
-         from that chunk. Fix the citations (or remove claims you cannot support) and reply with \
-         the complete corrected answer.",
-    );
-    s
+/// What is wrong with each failed citation, one line each (for the author and the events).
+pub fn problems(failed: &[&Citation]) -> Vec<String> {
+    failed.iter().filter_map(|c| c.problem()).collect()
 }
+
+/// What the author is asked to do about failed citations.
+pub const FIX_CITATIONS: &str = "Every citation must name a chunk id you were given and quote \
+    words copied exactly from that chunk. Fix the citations (or remove claims you cannot support) \
+    and reply with the complete corrected answer.";
 
 #[cfg(test)]
 mod tests {

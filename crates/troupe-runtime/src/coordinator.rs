@@ -86,6 +86,8 @@ pub struct RunReport {
     pub status: RunStatus,
     pub record: RunRecord,
     pub out_dir: PathBuf,
+    /// What the checks of `report.md` found, when the run had documents.
+    pub report: Option<report::ReportChecks>,
 }
 
 /// Why a run could not start or could not record itself.
@@ -283,6 +285,7 @@ pub async fn run(
         }
         r.usage = ledger.task(crew.task_index(&r.id).unwrap_or(usize::MAX));
     }
+    let mut report_checks = None;
     if let Some(corpus) = &corpus {
         let (out, crew, records, corpus) = (
             outdir.clone(),
@@ -290,12 +293,18 @@ pub async fn run(
             c.records.clone(),
             corpus.clone(),
         );
-        let written = blocking(move || report::write(&out, &crew, &records, &corpus)).await;
-        if let Err(e) = written {
-            events.emit(EventKind::Warning {
+        match blocking(move || report::write(&out, &crew, &records, &corpus)).await {
+            Ok((files, checks)) => {
+                events.emit(EventKind::ReportWritten {
+                    files,
+                    checks: checks.clone(),
+                });
+                report_checks = Some(checks);
+            }
+            Err(e) => events.emit(EventKind::Warning {
                 task: None,
                 message: format!("cannot write report.md / report.json: {e}"),
-            });
+            }),
         }
     }
     let total = ledger.total();
@@ -315,6 +324,7 @@ pub async fn run(
         status,
         record,
         out_dir: out,
+        report: report_checks,
     })
 }
 
@@ -555,7 +565,10 @@ impl Coordinator<'_> {
         let failed = self.records.iter().any(|r| {
             matches!(
                 r.status,
-                TaskStatus::Failed | TaskStatus::Pending | TaskStatus::Unreviewed
+                TaskStatus::Failed
+                    | TaskStatus::Pending
+                    | TaskStatus::Unreviewed
+                    | TaskStatus::NotApproved
             )
         });
         Ok(if failed {
@@ -632,7 +645,7 @@ impl Coordinator<'_> {
         self.run.events.emit(EventKind::TaskFinished {
             task: rec.id.clone(),
             agent: rec.agent.clone().unwrap_or_default(),
-            status: rec.status.as_str().into(),
+            status: rec.status,
             duration_ms: rec.wall_ms.unwrap_or(0),
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,

@@ -78,6 +78,10 @@ pub(crate) async fn drive(run: Arc<RunCtx>, idx: usize, progress: Progress) -> T
             r.status = TaskStatus::Unreviewed;
             r.error = Some(why);
         }
+        Err(End::NotApproved(why)) => {
+            r.status = TaskStatus::NotApproved;
+            r.error = Some(why);
+        }
     });
     snapshot(&progress)
 }
@@ -88,7 +92,12 @@ enum End {
     Cancelled,
     /// The review could not run; the output stands unapproved.
     Unreviewed(String),
+    /// The review rounds ran out without an approval; the latest version stands.
+    NotApproved(String),
 }
+
+/// The reviewer name recorded for a round decided by the deterministic checks.
+const CHECKS: &str = "troupe checks";
 
 /// The task as reviewers and managers see it: a per-document task names its document instead
 /// of carrying its text.
@@ -395,64 +404,128 @@ impl Driver<'_> {
         Ok(prompt)
     }
 
-    /// Review rounds: the reviewer approves or asks for a revision; the author revises.
+    /// The deterministic checks of an output against the run's documents: a text output's
+    /// statements, a JSON output's citations. The problems found; empty when they pass or when
+    /// the run has no documents.
+    fn checks(&self, outcome: &JobOutcome) -> Vec<String> {
+        let Some(corpus) = &self.run.corpus else {
+            return Vec::new();
+        };
+        let text = outcome.output.as_deref().unwrap_or_default();
+        match &outcome.value {
+            Some(v) => {
+                let found = crate::citations::find(corpus, text, Some(v));
+                let failed: Vec<&crate::citations::Citation> =
+                    found.iter().filter(|c| !c.check.is_verified()).collect();
+                crate::citations::problems(&failed)
+            }
+            None => {
+                let prompt: Vec<&str> = outcome
+                    .messages
+                    .iter()
+                    .filter_map(|m| match m {
+                        Message::System { content } | Message::User { content } => {
+                            Some(content.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let g = crate::grounding::check(corpus, text, &prompt);
+                if g.passed() { Vec::new() } else { g.problems() }
+            }
+        }
+    }
+
+    /// Review rounds. Each round the deterministic checks run first: when they fail the round
+    /// asks for a revision with their findings and the reviewer is not asked (an approval never
+    /// overrides a failed check); otherwise the reviewer approves or asks for a revision. The
+    /// task is approved only by an approving round; when the rounds run out first the latest
+    /// version is kept, not approved.
     async fn review(&self, author: &str, mut outcome: JobOutcome) -> Result<JobOutcome, End> {
         let Some(review) = &self.task.review else {
             return Ok(outcome);
         };
         let reviewer = self.handle(&review.by)?;
         for round in 1..=review.max_rounds {
-            let current = outcome.output.clone().unwrap_or_default();
-            let request = self.fit_one(&review.by, &current, "the work under review", |work| {
-                prompt::review(
-                    &self.run.fence,
-                    &self.shown,
-                    work,
-                    review.criteria.as_deref(),
-                    round,
-                )
-            })?;
-            let messages = vec![self.persona(&review.by), Message::user(request)];
-            let verdict = reviewer
-                .assign(self.job(&review.by, messages, Some(prompt::review_schema())))
-                .await;
-            let Some(value) = verdict
-                .value
-                .filter(|_| verdict.status == JobStatus::Completed)
-            else {
-                if verdict.status == JobStatus::Cancelled {
-                    return Err(End::Cancelled);
-                }
-                let why = match &verdict.status {
-                    JobStatus::Failed(e) => e.clone(),
-                    JobStatus::LimitReached(l) => format!("limit `{l}` reached"),
-                    _ => "no verdict".into(),
+            let problems = self.checks(&outcome);
+            let (approved, feedback, by) = if problems.is_empty() {
+                let current = outcome.output.clone().unwrap_or_default();
+                let request =
+                    self.fit_one(&review.by, &current, "the work under review", |work| {
+                        prompt::review(
+                            &self.run.fence,
+                            &self.shown,
+                            work,
+                            review.criteria.as_deref(),
+                            round,
+                        )
+                    })?;
+                let messages = vec![self.persona(&review.by), Message::user(request)];
+                let verdict = reviewer
+                    .assign(self.job(&review.by, messages, Some(prompt::review_schema())))
+                    .await;
+                let answer = verdict
+                    .value
+                    .filter(|_| verdict.status == JobStatus::Completed)
+                    .and_then(|v| serde_json::from_value::<prompt::ReviewAnswer>(v).ok());
+                let Some(answer) = answer else {
+                    if verdict.status == JobStatus::Cancelled {
+                        return Err(End::Cancelled);
+                    }
+                    let why = match &verdict.status {
+                        JobStatus::Failed(e) => e.clone(),
+                        JobStatus::LimitReached(l) => format!("limit `{l}` reached"),
+                        _ => "no verdict".into(),
+                    };
+                    let message = format!(
+                        "review round {round} by `{}` could not run ({why}): the output is kept, unreviewed",
+                        review.by
+                    );
+                    self.events().emit(EventKind::Warning {
+                        task: Some(self.task.id.clone()),
+                        message: message.clone(),
+                    });
+                    return Err(End::Unreviewed(message));
                 };
-                let message = format!(
-                    "review round {round} by `{}` could not run ({why}): the output is kept, unreviewed",
-                    review.by
-                );
-                self.events().emit(EventKind::Warning {
-                    task: Some(self.task.id.clone()),
-                    message: message.clone(),
-                });
-                return Err(End::Unreviewed(message));
+                (
+                    answer.verdict == prompt::Verdict::Approve,
+                    answer.feedback,
+                    review.by.clone(),
+                )
+            } else {
+                (
+                    false,
+                    prompt::check_failed(
+                        &self.run.fence,
+                        "check",
+                        &problems,
+                        "Fix these before the reviewer sees the work.",
+                    ),
+                    CHECKS.to_string(),
+                )
             };
-            let approved = value["verdict"] == "approve";
-            let feedback = value["feedback"].as_str().unwrap_or_default().to_string();
             self.events().emit(EventKind::ReviewVerdict {
                 task: self.task.id.clone(),
-                reviewer: review.by.clone(),
+                reviewer: by.clone(),
                 round,
                 approved,
-                feedback: feedback.clone(),
+                feedback: if problems.is_empty() {
+                    feedback.clone()
+                } else {
+                    problems.join("; ")
+                },
             });
             update(self.progress, |r| {
                 r.review.push(ReviewRound {
                     round,
-                    reviewer: review.by.clone(),
+                    reviewer: by.clone(),
                     approved,
-                    feedback: feedback.clone(),
+                    feedback: if problems.is_empty() {
+                        feedback.clone()
+                    } else {
+                        problems.join("\n")
+                    },
+                    failed_checks: problems.clone(),
                 });
             });
             if approved {
@@ -465,14 +538,21 @@ impl Driver<'_> {
                 });
             }
             let mut messages = outcome.messages.clone();
-            messages.push(Message::user(prompt::revise(&self.run.fence, &feedback)));
+            messages.push(Message::user(if problems.is_empty() {
+                prompt::revise(&self.run.fence, &feedback)
+            } else {
+                feedback.clone()
+            }));
             update(self.progress, |r| r.attempts += 1);
             let job = self.job(author, messages, self.output_schema(author));
             let revised = self.handle(author)?.assign(job).await;
             self.absorb(&revised)?;
             outcome = revised;
         }
-        Ok(outcome)
+        Err(End::NotApproved(format!(
+            "no review round approved it (`review.max_rounds` = {}): the latest version is kept, not approved",
+            review.max_rounds
+        )))
     }
 
     /// The manager picks an agent (hierarchical process).
@@ -568,13 +648,15 @@ impl Driver<'_> {
             ),
             (JobStatus::Cancelled, _) => return Err(End::Cancelled),
             (s, _) => {
+                let message = format!(
+                    "the manager `{}` could not assess the result ({s:?}): the output is kept, unreviewed",
+                    manager.id
+                );
                 self.events().emit(EventKind::Warning {
                     task: Some(self.task.id.clone()),
-                    message: format!(
-                        "the manager could not assess the result ({s:?}); it is accepted"
-                    ),
+                    message: message.clone(),
                 });
-                (true, String::new())
+                return Err(End::Unreviewed(message));
             }
         };
         update(self.progress, |r| {

@@ -102,6 +102,20 @@ pub enum EventKind {
         /// What is wrong with each failed citation.
         failed: Vec<String>,
     },
+    /// The statements of a text answer were checked against the documents.
+    StatementsChecked {
+        task: String,
+        agent: String,
+        attempt: u32,
+        /// Statements that make a claim.
+        statements: usize,
+        cited: usize,
+        verified: usize,
+        supported: usize,
+        echoes_prompt: bool,
+        /// Each failed statement with why.
+        failed: Vec<String>,
+    },
     /// A manager handed a task to an agent (hierarchical process).
     TaskDelegated {
         task: String,
@@ -181,12 +195,17 @@ pub enum EventKind {
     TaskFinished {
         task: String,
         agent: String,
-        status: String,
+        status: crate::record::TaskStatus,
         duration_ms: u64,
         input_tokens: u64,
         output_tokens: u64,
         output_file: Option<String>,
         error: Option<String>,
+    },
+    /// `report.md` and `report.json` were written: what their checks found.
+    ReportWritten {
+        files: Vec<String>,
+        checks: crate::report::ReportChecks,
     },
     RunFinished {
         status: String,

@@ -15,6 +15,7 @@ use troupe_llm::{ChatModel, ChatRequest, Message, OutputFormat};
 use crate::budget;
 use crate::citations;
 use crate::events::{EventKind, Events, ms, preview};
+use crate::grounding;
 use crate::ledger::Ledger;
 use crate::output;
 use crate::prompt;
@@ -391,8 +392,10 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
     (JobStatus::LimitReached("max_iterations".into()), None)
 }
 
-/// Checks the answer's citations; `true` when some failed and the agent was asked to fix them.
-/// After `max_output_retries` rounds the answer is accepted as it is: its failed citations are
+/// Checks the answer against the documents; `true` when it failed and the agent was asked to fix
+/// it. A JSON answer's citations are checked; a text answer is checked statement by statement
+/// ([`grounding`]): every claim cited, every citation verified, every quote supporting its
+/// statement. After `max_output_retries` rounds the answer is accepted as it is: what failed is
 /// marked in the report.
 fn cite_again(
     ctx: &AgentCtx,
@@ -405,24 +408,79 @@ fn cite_again(
     let Some(corpus) = &job.citations else {
         return false;
     };
-    let found = citations::find(corpus, text, value);
-    if found.is_empty() {
-        return false;
-    }
-    *rounds += 1;
-    let failed: Vec<&citations::Citation> =
-        found.iter().filter(|c| !c.check.is_verified()).collect();
-    ctx.events.emit(EventKind::CitationsChecked {
-        task: job.task_id.clone(),
-        agent: ctx.agent.id.clone(),
-        attempt: *rounds,
-        total: found.len(),
-        verified: found.len() - failed.len(),
-        failed: failed.iter().filter_map(|c| c.problem()).collect(),
-    });
-    if failed.is_empty() {
-        return false;
-    }
+    let (feedback, failed) = match value {
+        Some(v) => {
+            let found = citations::find(corpus, text, Some(v));
+            if found.is_empty() {
+                return false;
+            }
+            *rounds += 1;
+            let failed: Vec<&citations::Citation> =
+                found.iter().filter(|c| !c.check.is_verified()).collect();
+            ctx.events.emit(EventKind::CitationsChecked {
+                task: job.task_id.clone(),
+                agent: ctx.agent.id.clone(),
+                attempt: *rounds,
+                total: found.len(),
+                verified: found.len() - failed.len(),
+                failed: citations::problems(&failed),
+            });
+            if failed.is_empty() {
+                return false;
+            }
+            let problems = citations::problems(&failed);
+            (
+                prompt::check_failed(
+                    &ctx.fence,
+                    "citation check",
+                    &problems,
+                    citations::FIX_CITATIONS,
+                ),
+                failed.len(),
+            )
+        }
+        None => {
+            let prompt: Vec<&str> = job
+                .messages
+                .iter()
+                .filter_map(|m| match m {
+                    Message::System { content } | Message::User { content } => {
+                        Some(content.as_str())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let g = grounding::check(corpus, text, &prompt);
+            *rounds += 1;
+            let t = g.tally();
+            ctx.events.emit(EventKind::StatementsChecked {
+                task: job.task_id.clone(),
+                agent: ctx.agent.id.clone(),
+                attempt: *rounds,
+                statements: t.statements,
+                cited: t.cited,
+                verified: t.verified,
+                supported: t.supported,
+                echoes_prompt: g.echoes_prompt,
+                failed: g
+                    .failed()
+                    .filter_map(|s| s.check.reason().map(|r| format!("\"{}\": {r}", s.text)))
+                    .collect(),
+            });
+            if g.passed() {
+                return false;
+            }
+            (
+                prompt::check_failed(
+                    &ctx.fence,
+                    "statement check",
+                    &g.problems(),
+                    grounding::FIX_STATEMENTS,
+                ),
+                g.failed().count().max(1),
+            )
+        }
+    };
     if *rounds > job.limits.max_output_retries {
         ctx.events.emit(EventKind::LimitHit {
             task: Some(job.task_id.clone()),
@@ -430,15 +488,11 @@ fn cite_again(
             limit: "max_output_retries".into(),
             value: job.limits.max_output_retries.to_string(),
             key: "limits.max_output_retries".into(),
-            action: format!(
-                "answer accepted with {} unverified citation(s), marked in the report",
-                failed.len()
-            ),
+            action: format!("answer accepted with {failed} check failure(s), marked in the report"),
         });
         return false;
     }
-    st.messages
-        .push(Message::user(citations::feedback(&failed, found.len())));
+    st.messages.push(Message::user(feedback));
     true
 }
 

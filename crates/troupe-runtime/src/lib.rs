@@ -17,6 +17,7 @@
 //! - [`fanout`]: `for_each` tasks become one instance per document;
 //! - [`budget`]: the context window — token estimates, cutting prompts to fit;
 //! - [`citations`] and [`report`]: citations found and checked, `report.md` / `report.json`;
+//! - [`grounding`]: every statement of a text output checked: cited, verified, supported;
 //! - [`models`]: which model serves an agent;
 //! - [`ledger`]: tokens, calls, cost, budgets;
 //! - [`outdir`]: the output directory — locked, written beneath it only, atomically;
@@ -33,6 +34,7 @@ mod driver;
 pub mod events;
 pub mod executor;
 pub mod fanout;
+pub mod grounding;
 pub mod ledger;
 pub mod models;
 pub mod outdir;

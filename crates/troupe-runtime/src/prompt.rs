@@ -179,6 +179,16 @@ pub fn revise(fence: &Fence, feedback: &str) -> String {
     )
 }
 
+/// A failed check sent back to the author. The problems quote the author's answer and the
+/// documents, so they are fenced; what to do is outside the fence.
+pub fn check_failed(fence: &Fence, check: &str, problems: &[String], fix: &str) -> String {
+    let list: String = problems.iter().map(|p| format!("- {p}\n")).collect();
+    format!(
+        "The {check} of your answer failed:\n\n{}\n\n{fix}",
+        fence.wrap(&format!("{check} results"), &list)
+    )
+}
+
 /// The reviewer's task; the work under review is fenced.
 pub fn review(
     fence: &Fence,
@@ -205,6 +215,22 @@ pub fn review(
         fence.wrap("work under review", output.trim())
     );
     s
+}
+
+/// A reviewer's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    Revise,
+}
+
+/// A reviewer's answer, as [`review_schema`] requires it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ReviewAnswer {
+    pub verdict: Verdict,
+    #[serde(default)]
+    pub feedback: String,
 }
 
 pub fn review_schema() -> Value {

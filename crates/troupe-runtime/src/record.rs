@@ -22,6 +22,10 @@ pub enum TaskStatus {
     /// The task has a `review` that could not run (the reviewer's call failed or its prompt
     /// could not fit): the output is kept, but nobody approved it, so the run does not succeed.
     Unreviewed,
+    /// The task has a `review` whose rounds ran out without an approval (by the reviewer, or
+    /// because the deterministic checks kept failing): the latest version is kept, not approved,
+    /// so the run does not succeed.
+    NotApproved,
     Failed,
     Cancelled,
     /// Never started because the run stopped first.
@@ -36,6 +40,7 @@ impl TaskStatus {
             Self::Completed => "completed",
             Self::LimitReached => "limit_reached",
             Self::Unreviewed => "unreviewed",
+            Self::NotApproved => "not_approved",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Skipped => "skipped",
@@ -47,9 +52,14 @@ impl TaskStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReviewRound {
     pub round: u32,
+    /// The reviewing agent, or `troupe checks` when the deterministic checks failed and the
+    /// reviewer was not asked.
     pub reviewer: String,
     pub approved: bool,
     pub feedback: String,
+    /// The deterministic checks that failed this round.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_checks: Vec<String>,
 }
 
 /// One delegation by the manager.
@@ -111,7 +121,10 @@ impl TaskRecord {
     pub fn usable(&self) -> bool {
         matches!(
             self.status,
-            TaskStatus::Completed | TaskStatus::LimitReached | TaskStatus::Unreviewed
+            TaskStatus::Completed
+                | TaskStatus::LimitReached
+                | TaskStatus::Unreviewed
+                | TaskStatus::NotApproved
         ) && self.output.is_some()
     }
 }

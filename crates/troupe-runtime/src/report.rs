@@ -10,9 +10,10 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Value, json};
 use troupe_crew::Crew;
-use troupe_docs::Corpus;
+use troupe_docs::{CitationCheck, Corpus};
 
 use crate::citations::{self, Citation};
+use crate::grounding::{self, Tally};
 use crate::outdir::{OutDir, REPORT_JSON, REPORT_MD};
 use crate::record::TaskRecord;
 
@@ -54,60 +55,194 @@ impl Numbering {
 }
 
 fn mark(n: usize, c: &Citation) -> String {
-    if c.check.is_verified() {
-        format!("[{n}]")
-    } else {
-        format!("[{n}✗]")
+    match &c.check {
+        CitationCheck::Verified { .. } => format!("[{n}]"),
+        CitationCheck::Unchecked { .. } => format!("[{n}?]"),
+        _ => format!("[{n}✗]"),
     }
 }
 
-/// Writes `report.md` and `report.json` into `out`; returns their names.
+/// What the report's checks found, for the run summary and the `report_written` event.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ReportChecks {
+    /// The body's statements; `None` when there is no body.
+    pub body: Option<BodyChecks>,
+    /// The findings' citations.
+    pub findings: CitationTally,
+}
+
+/// The body's statements, counted.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct BodyChecks {
+    pub task: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+    /// Claims that failed their check (uncited, citation failed, unchecked, unsupported).
+    pub failed: usize,
+    pub echoes_prompt: bool,
+    pub states_nothing: bool,
+}
+
+/// Citations, counted by their check. Only `verified` ones were checked and passed.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct CitationTally {
+    pub citations: usize,
+    pub verified: usize,
+    /// Without a quote: nothing was checked.
+    pub unchecked: usize,
+    pub failed: usize,
+}
+
+impl CitationTally {
+    fn of<'a>(list: impl Iterator<Item = &'a Citation>) -> Self {
+        let mut t = Self::default();
+        for c in list {
+            t.citations += 1;
+            match c.check {
+                CitationCheck::Verified { .. } => t.verified += 1,
+                CitationCheck::Unchecked { .. } => t.unchecked += 1,
+                _ => t.failed += 1,
+            }
+        }
+        t
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!("{} citation(s), {} verified", self.citations, self.verified);
+        if self.unchecked > 0 {
+            s.push_str(&format!(", {} unchecked (no quote)", self.unchecked));
+        }
+        if self.failed > 0 {
+            s.push_str(&format!(
+                ", **{} failed the check** (marked ✗)",
+                self.failed
+            ));
+        }
+        s
+    }
+}
+
+impl BodyChecks {
+    fn describe(&self) -> String {
+        let t = &self.tally;
+        let mut s = format!(
+            "{} statement(s), {} cited, {} verified, {} supported",
+            t.statements, t.cited, t.verified, t.supported
+        );
+        if self.failed > 0 {
+            s.push_str(&format!(
+                " — **{} failed the check** (marked ✗)",
+                self.failed
+            ));
+        }
+        if self.echoes_prompt {
+            s.push_str(" — **it repeats its own prompt**");
+        } else if self.states_nothing {
+            s.push_str(" — **it states nothing checkable**");
+        }
+        s
+    }
+}
+
+impl ReportChecks {
+    /// One line: the body's statements, then the findings' citations.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = &self.body {
+            parts.push(format!("report: {}", b.describe()));
+        }
+        if self.findings.citations > 0 {
+            parts.push(format!("findings: {}", self.findings.describe()));
+        }
+        parts.join(" · ").replace("**", "")
+    }
+}
+
+/// What the author of `task` was given: its persona, its task, its context (a body that is
+/// mostly these words repeats its prompt).
+fn prompt_texts<'a>(crew: &'a Crew, task: usize, records: &'a [TaskRecord]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let Some(t) = crew.tasks.get(task) else {
+        return out;
+    };
+    out.push(t.description.as_str());
+    out.extend(t.expected_output.as_deref());
+    if let Some(a) = t.agent.as_deref().and_then(|a| crew.agent(a)) {
+        out.extend([a.role.as_str(), a.goal.as_str()]);
+        out.extend(a.backstory.as_deref());
+    }
+    for &i in &t.context {
+        out.extend(records.get(i).and_then(|r| r.output.as_deref()));
+    }
+    out
+}
+
+/// Writes `report.md` and `report.json` into `out`; returns their names and what the checks
+/// found.
 pub fn write(
     out: &OutDir,
     crew: &Crew,
     records: &[TaskRecord],
     corpus: &Corpus,
-) -> std::io::Result<Vec<String>> {
+) -> std::io::Result<(Vec<String>, ReportChecks)> {
     let mut numbering = Numbering::default();
     let usable = |r: &&TaskRecord| r.output.is_some() && r.usable();
 
     // The body: the task writing report.md, else the last text (not JSON) output.
-    let body_task = crew
+    let body_idx = crew
         .tasks
         .iter()
         .position(|t| t.output_file.as_deref() == Some(Path::new("report.md")))
-        .and_then(|i| records.get(i))
-        .filter(usable)
+        .filter(|&i| records.get(i).is_some_and(|r| usable(&r)))
         .or_else(|| {
             records
                 .iter()
                 .zip(&crew.tasks)
+                .enumerate()
                 .rev()
-                .find(|(r, t)| usable(r) && t.output_schema.is_none())
-                .map(|(r, _)| r)
+                .find(|(_, (r, t))| usable(r) && t.output_schema.is_none())
+                .map(|(i, _)| i)
         });
+    let body_task = body_idx.and_then(|i| records.get(i));
     let mut body = String::new();
-    if let Some(r) = body_task {
+    let mut grounding = None;
+    if let (Some(r), Some(idx)) = (body_task, body_idx) {
         let text = r.output.as_deref().unwrap_or_default();
+        let g = grounding::check(corpus, text, &prompt_texts(crew, idx, records));
+        // Edits: each marker becomes its number; each failed statement gets its reason.
+        let mut edits: Vec<(usize, usize, String)> = Vec::new();
         let found = citations::find(corpus, text, None);
-        let mut last = 0;
         for m in citations::markers(text) {
-            body.push_str(&text[last..m.start]);
-            match found
+            if let Some(c) = found
                 .iter()
                 .find(|c| c.chunk == m.chunk && c.quote == m.quote)
             {
-                Some(c) => body.push_str(&mark(numbering.number(c, &r.id), c)),
-                None => body.push_str(&text[m.start..m.end]),
+                edits.push((m.start, m.end, mark(numbering.number(c, &r.id), c)));
             }
-            last = m.end;
+        }
+        for st in g.failed() {
+            if let Some(reason) = st.check.reason() {
+                edits.push((st.end, st.end, format!(" ✗ _({reason})_")));
+            }
+        }
+        edits.sort_by_key(|e| (e.0, e.1));
+        let mut last = 0;
+        for (start, end, with) in edits {
+            if start < last {
+                continue;
+            }
+            body.push_str(&text[last..start]);
+            body.push_str(&with);
+            last = end;
         }
         body.push_str(&text[last..]);
+        grounding = Some(g);
     }
 
     // Findings: JSON outputs with citations, in task order.
     let mut findings_md = String::new();
     let mut findings_json = Vec::new();
+    let mut finding_citations: Vec<Citation> = Vec::new();
     for r in records
         .iter()
         .filter(|r| Some(r.id.as_str()) != body_task.map(|b| b.id.as_str()))
@@ -136,26 +271,29 @@ pub fn write(
             let _ = writeln!(findings_md, "- {} {}", describe(item), refs.join(""));
         }
         findings_json.push(json!({"task": r.id, "value": value}));
+        finding_citations.extend(found);
     }
 
-    let verified = numbering
-        .list
-        .iter()
-        .filter(|c| c.citation.check.is_verified())
-        .count();
-    let total = numbering.list.len();
+    let checks = ReportChecks {
+        body: body_task.zip(grounding.as_ref()).map(|(r, g)| BodyChecks {
+            task: r.id.clone(),
+            tally: g.tally(),
+            failed: g.failed().count(),
+            echoes_prompt: g.echoes_prompt,
+            states_nothing: g.states_nothing(),
+        }),
+        findings: CitationTally::of(finding_citations.iter()),
+    };
 
     let mut md = format!("# {}\n\n", crew.name);
-    let _ = writeln!(
-        md,
-        "_{} document(s) · {total} citation(s), {verified} verified{}_\n",
-        corpus.documents().len(),
-        if total > verified {
-            format!(", **{} failed the check** (marked ✗)", total - verified)
-        } else {
-            String::new()
-        }
-    );
+    let _ = writeln!(md, "_{} document(s)_  ", corpus.documents().len());
+    if let Some(b) = &checks.body {
+        let _ = writeln!(md, "_Report: {}_  ", b.describe());
+    }
+    if checks.findings.citations > 0 {
+        let _ = writeln!(md, "_Findings: {}_", checks.findings.describe());
+    }
+    md.push('\n');
     if !body.trim().is_empty() {
         md.push_str(body.trim());
         md.push('\n');
@@ -168,8 +306,9 @@ pub fn write(
         md.push_str("\n## Sources\n\n");
         for c in &numbering.list {
             let (doc, lines) = match &c.citation.check {
-                troupe_docs::CitationCheck::Verified { document, lines }
-                | troupe_docs::CitationCheck::NotInChunk {
+                CitationCheck::Verified { document, lines }
+                | CitationCheck::Unchecked { document, lines }
+                | CitationCheck::NotInChunk {
                     document, lines, ..
                 } => (document.clone(), lines.clone()),
                 _ => (c.citation.chunk.clone(), "unknown chunk".into()),
@@ -180,9 +319,12 @@ pub fn write(
                 .as_deref()
                 .map(|q| format!(": “{}”", q.split_whitespace().collect::<Vec<_>>().join(" ")))
                 .unwrap_or_default();
-            let status = match c.citation.problem() {
-                None => "✓ verified".to_string(),
-                Some(p) => format!("✗ **not verified**: {p}"),
+            let status = match (&c.citation.check, c.citation.problem()) {
+                (CitationCheck::Verified { .. }, _) => "✓ verified".to_string(),
+                (CitationCheck::Unchecked { .. }, _) => {
+                    "? **unchecked**: no words were quoted, so nothing was checked".to_string()
+                }
+                (_, p) => format!("✗ **not verified**: {}", p.unwrap_or_default()),
             };
             let _ = writeln!(
                 md,
@@ -205,19 +347,31 @@ pub fn write(
         );
     }
 
+    let all = CitationTally::of(numbering.list.iter().map(|n| &n.citation));
     let report = json!({
         "crew": crew.name,
-        "body": body_task.map(|r| json!({"task": r.id, "markdown": body})),
+        "body": body_task.map(|r| json!({
+            "task": r.id,
+            "markdown": body,
+            "statements": grounding.as_ref().map(|g| &g.statements),
+        })),
         "findings": findings_json,
         "citations": numbering.list,
-        "summary": {"citations": total, "verified": verified, "failed": total - verified},
+        "summary": {
+            "body": checks.body,
+            "findings": checks.findings,
+            "citations": all.citations,
+            "verified": all.verified,
+            "unchecked": all.unchecked,
+            "failed": all.failed,
+        },
         "documents": corpus.documents().iter().map(|d| corpus.info(d)).collect::<Vec<_>>(),
     });
     out.write(Path::new(REPORT_MD), md.as_bytes())?;
     let mut json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
     json.push(b'\n');
     out.write(Path::new(REPORT_JSON), &json)?;
-    Ok(vec![REPORT_MD.into(), REPORT_JSON.into()])
+    Ok((vec![REPORT_MD.into(), REPORT_JSON.into()], checks))
 }
 
 /// The findings of a JSON output: the elements of its first array of objects (`{"findings":

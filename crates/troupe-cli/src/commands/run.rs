@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use troupe_runtime::models::ProviderFactory;
+use troupe_runtime::record::TaskStatus;
 use troupe_runtime::{RunError, RunOptions, RunStatus};
 
 use crate::cli::RunArgs;
@@ -72,7 +73,7 @@ fn summary(report: &troupe_runtime::RunReport) {
     let done = r
         .tasks
         .iter()
-        .filter(|t| t.status.as_str() == "completed")
+        .filter(|t| t.status == TaskStatus::Completed)
         .count();
     let mut s = format!(
         "{} `{}` {} in {:.1} s · {}/{} task(s) completed · {} tokens ({} in, {} out) · {} model call(s)",
@@ -114,7 +115,10 @@ fn summary(report: &troupe_runtime::RunReport) {
             .map(|f| format!("{f}, "))
             .collect::<String>()
     ));
-    for t in r.tasks.iter().filter(|t| t.status.as_str() != "completed") {
+    if let Some(checks) = &report.report {
+        s.push_str(&format!("\n  checked: {}", checks.describe()));
+    }
+    for t in r.tasks.iter().filter(|t| t.status != TaskStatus::Completed) {
         s.push_str(&format!(
             "\n  task `{}`: {}{}",
             t.id,
