@@ -119,9 +119,10 @@ fn contract_risk_replies(r: &Request) -> Reply {
                 .and_then(Result::ok)
                 .unwrap_or(Value::Null);
             let first = &v["risks"][0];
+            // The row restates its quote, as a careful writer does.
+            let quote = first["quote"].as_str().unwrap_or("");
             body.push_str(&format!(
-                "| {doc} | \"{}\" [{}] | medium |\n",
-                first["quote"].as_str().unwrap_or(""),
+                "| {doc} | {quote} \"{quote}\" [{}] | medium |\n",
                 first["chunk"].as_str().unwrap_or("")
             ));
         }
@@ -228,7 +229,41 @@ fn fan_out_checks(server: &FakeServer, out: &std::path::Path) {
     let ev = events(out);
     let loaded = of_type(&ev, "documents_loaded");
     assert_eq!(loaded[0]["documents"], 3);
-    assert_eq!(of_type(&ev, "citations_checked").len(), 4);
+    // Three findings' citations, then the register statement by statement.
+    assert_eq!(of_type(&ev, "citations_checked").len(), 3);
+    let statements = of_type(&ev, "statements_checked");
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert_eq!(statements[0]["statements"], 3, "{statements:#?}");
+    assert_eq!(statements[0]["supported"], 3, "{statements:#?}");
+    assert_eq!(report["summary"]["body"]["supported"], 3, "{report:#}");
+}
+
+/// The findings in a writer's prompt: each `(chunk, quote)` of the earlier tasks' JSON outputs.
+fn findings_in(prompt: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, _) in prompt.match_indices("{\n") {
+        let Some(Ok(v)) = serde_json::Deserializer::from_str(&prompt[i..])
+            .into_iter::<Value>()
+            .next()
+        else {
+            continue;
+        };
+        for f in v["findings"].as_array().into_iter().flatten() {
+            if let (Some(c), Some(q)) = (f["chunk"].as_str(), f["quote"].as_str()) {
+                out.push((c.to_string(), q.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// A writer that states each finding in its quote's words and cites it.
+fn cited_report(r: &Request) -> Reply {
+    let body: String = findings_in(r.task())
+        .iter()
+        .map(|(chunk, quote)| format!("- The licence says {quote} \"{quote}\" [{chunk}].\n"))
+        .collect();
+    Reply::text(&format!("# Report\n\n{body}"))
 }
 
 /// A finding whose quote is not in the cited chunk goes back to the agent with what is wrong and
@@ -249,7 +284,7 @@ fn a_citation_that_does_not_match_is_fed_back_and_corrected() {
                 .to_string(),
             )
         } else if r.is("Plain-language writer") {
-            Reply::text("The licence has conditions.")
+            cited_report(r)
         } else {
             Reply::text(r#"{"verdict": "approve", "feedback": "ok"}"#)
         }
@@ -295,7 +330,9 @@ fn a_citation_that_does_not_match_is_fed_back_and_corrected() {
 }
 
 /// A citation that stays wrong after the retries is accepted, marked ✗ in report.md with the
-/// reason, and the limit is an event.
+/// reason, and the limit is an event. The review gate runs the checks first: they fail, so the
+/// reviewer (which would approve anything) is never asked, and the task ends `not_approved`
+/// with its output kept: the run fails.
 #[test]
 fn a_citation_that_stays_wrong_is_marked_in_the_report() {
     let server = FakeServer::start(|r| {
@@ -308,36 +345,59 @@ fn a_citation_that_stays_wrong_is_marked_in_the_report() {
                 .to_string(),
             )
         } else if r.is("Plain-language writer") {
-            // Cites a real chunk without quoting, and one that does not exist.
+            // Cites a chunk that does not exist.
             Reply::text("You must pay royalties \"royalties are due\" [BSD-3-Clause.txt:1-2].")
         } else {
             Reply::text(r#"{"verdict": "approve", "feedback": "ok"}"#)
         }
     });
     let doc = repo().join("examples/documents/licenses/BSD-3-Clause.txt");
-    let (_tmp, out) = run_completed(
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = run_crew(
         &server.url,
         &repo().join("crews/document-review.json"),
+        &out,
         &["--docs", doc.to_str().unwrap()],
     );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let ev = events(&out);
     let limits: Vec<&Value> = of_type(&ev, "limit_hit")
         .into_iter()
         .filter(|e| e["limit"] == "max_output_retries")
         .collect();
-    assert_eq!(limits.len(), 2, "{limits:#?}");
+    // The analyst once; the writer's first answer and its revision once each.
+    assert_eq!(limits.len(), 3, "{limits:#?}");
     assert!(
         limits[0]["action"]
             .as_str()
             .unwrap()
-            .contains("1 unverified citation")
+            .contains("1 check failure")
+    );
+    assert!(requests_of(server.requests(), "Senior counsel").is_empty());
+
+    let run = read_json(&out.join("run.json"));
+    let report_task = task(&run, "report");
+    assert_eq!(report_task["status"], "not_approved", "{report_task:#}");
+    assert!(report_task["output"].as_str().unwrap().contains("royalties"));
+    let round = &report_task["review"][0];
+    assert_eq!(round["reviewer"], "troupe checks");
+    assert_eq!(round["approved"], false);
+    assert!(
+        round["failed_checks"][0]
+            .as_str()
+            .unwrap()
+            .contains("there is no chunk 'BSD-3-Clause.txt:1-2'"),
+        "{round:#}"
     );
 
     let report = read_json(&out.join("report.json"));
     assert_eq!(report["summary"]["failed"], 2, "{report:#}");
+    assert_eq!(report["summary"]["body"]["statements"], 1, "{report:#}");
+    assert_eq!(report["summary"]["body"]["verified"], 0, "{report:#}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("[1✗]"), "{md}");
-    assert!(md.contains("**2 failed the check**"), "{md}");
+    assert!(md.contains("**1 failed the check**"), "{md}");
     assert!(
         md.contains("✗ **not verified**: there is no chunk 'BSD-3-Clause.txt:1-2'"),
         "{md}"
@@ -346,6 +406,7 @@ fn a_citation_that_stays_wrong_is_marked_in_the_report() {
         md.contains("does not contain \"royalties are due every quarter\""),
         "{md}"
     );
+    assert!(text(&o).contains("not_approved") || text(&o).contains("not approved"), "{}", text(&o));
 }
 
 /// A document larger than the model's window is cut to fit: the least relevant chunks are left
@@ -354,7 +415,9 @@ fn a_citation_that_stays_wrong_is_marked_in_the_report() {
 fn a_document_over_the_context_window_is_cut_to_fit_with_an_event() {
     let server = FakeServer::start(|r| {
         if r.is("Analyst") {
-            Reply::text("Termination is covered.")
+            let (id, chunk) = chunks_in(r.task()).into_iter().next().unwrap();
+            let q = quote_from(&chunk);
+            Reply::text(&format!("The licence says {q} \"{q}\" [{id}]."))
         } else {
             Reply::error(400, None)
         }

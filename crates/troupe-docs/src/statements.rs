@@ -1,6 +1,7 @@
 //! A text output cut into statements: the unit the verification layer checks.
 //!
-//! Markdown blocks first (headings, list items, paragraphs; code blocks are left out), then
+//! Markdown blocks first (headings, list items, table rows, paragraphs; code blocks are left
+//! out), then
 //! Unicode sentence boundaries (UAX #29, with ICU4X's segmenter) inside each block. A sentence
 //! break inside a quotation does not end the statement, and a citation written after the full
 //! stop (`… notice. "retain the notice" [a.txt:0-90]`) belongs to the statement before it.
@@ -65,6 +66,18 @@ pub fn statements(text: &str) -> Vec<Statement> {
                 end: start + lead + trimmed.len(),
                 kind: StatementKind::Heading,
             });
+            continue;
+        }
+        if trimmed.starts_with('|') {
+            // A table row is a statement of its own; the separator row is none.
+            flush(&mut block, &mut out);
+            if !trimmed.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ')) {
+                out.push(Statement {
+                    start: start + lead,
+                    end: start + lead + trimmed.len(),
+                    kind: StatementKind::Sentence,
+                });
+            }
             continue;
         }
         if is_list_item(trimmed) {

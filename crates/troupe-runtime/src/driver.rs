@@ -159,7 +159,13 @@ impl Driver<'_> {
             } else {
                 None
             },
+            statements: author && self.is_body(),
         }
+    }
+
+    /// Whether this task's output is the report's body (see [`crate::report::body_task`]).
+    fn is_body(&self) -> bool {
+        crate::report::body_task(&self.run.crew) == Some(self.idx)
     }
 
     fn persona(&self, agent: &str) -> Message {
@@ -413,13 +419,13 @@ impl Driver<'_> {
         };
         let text = outcome.output.as_deref().unwrap_or_default();
         match &outcome.value {
-            Some(v) => {
-                let found = crate::citations::find(corpus, text, Some(v));
+            _ if outcome.value.is_some() || !self.is_body() => {
+                let found = crate::citations::find(corpus, text, outcome.value.as_ref());
                 let failed: Vec<&crate::citations::Citation> =
                     found.iter().filter(|c| !c.check.is_verified()).collect();
                 crate::citations::problems(&failed)
             }
-            None => {
+            _ => {
                 let prompt: Vec<&str> = outcome
                     .messages
                     .iter()

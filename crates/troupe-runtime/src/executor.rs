@@ -52,6 +52,9 @@ pub struct Job {
     /// When set, the citations in the final answer are checked against these documents; failures
     /// go back to the agent (bounded by `max_output_retries`).
     pub citations: Option<Arc<troupe_docs::Corpus>>,
+    /// With `citations`: the answer is the report's body, so every statement is checked (cited,
+    /// verified, supported), not only the citations it makes.
+    pub statements: bool,
 }
 
 /// How a job ended.
@@ -409,8 +412,8 @@ fn cite_again(
         return false;
     };
     let (feedback, failed) = match value {
-        Some(v) => {
-            let found = citations::find(corpus, text, Some(v));
+        _ if value.is_some() || !job.statements => {
+            let found = citations::find(corpus, text, value);
             if found.is_empty() {
                 return false;
             }
@@ -439,7 +442,7 @@ fn cite_again(
                 failed.len(),
             )
         }
-        None => {
+        _ => {
             let prompt: Vec<&str> = job
                 .messages
                 .iter()

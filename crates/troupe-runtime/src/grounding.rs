@@ -272,8 +272,8 @@ pub fn check(corpus: &Corpus, text: &str, prompt: &[&str]) -> Grounding {
     }
 }
 
-/// Word 6-grams: a body of which at least half the 6-grams (outside quotations) appear in its
-/// prompt is repeating the prompt, not reporting.
+/// Word 6-grams: a body of which at least half the 6-grams outside quotations appear, outside
+/// quotations, in its prompt is repeating the prompt, not reporting.
 const SHINGLE: usize = 6;
 
 fn words(s: &str) -> Vec<String> {
@@ -290,7 +290,9 @@ fn echoes(text: &str, prompt: &[&str]) -> bool {
     }
     let mut seen = std::collections::HashSet::new();
     for p in prompt {
-        let w = words(p);
+        // Quoted text (every string of a JSON context, the findings' quotes) is left out on both
+        // sides: a body restating the documents' words is not echoing its instructions.
+        let w = words(&troupe_docs::strip_quotes(p));
         for g in w.windows(SHINGLE) {
             seen.insert(g.join(" "));
         }

@@ -184,7 +184,7 @@ pub fn revise(fence: &Fence, feedback: &str) -> String {
 pub fn check_failed(fence: &Fence, check: &str, problems: &[String], fix: &str) -> String {
     let list: String = problems.iter().map(|p| format!("- {p}\n")).collect();
     format!(
-        "The {check} of your answer failed:\n\n{}\n\n{fix}",
+        "The {check} failed for your answer:\n\n{}\n\n{fix}",
         fence.wrap(&format!("{check} results"), &list)
     )
 }

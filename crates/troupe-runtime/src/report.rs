@@ -147,6 +147,9 @@ impl BodyChecks {
 impl ReportChecks {
     /// One line: the body's statements, then the findings' citations.
     pub fn describe(&self) -> String {
+        if self.body.is_none() && self.findings.citations == 0 {
+            return "no body and no cited findings to check".into();
+        }
         let mut parts = Vec::new();
         if let Some(b) = &self.body {
             parts.push(format!("report: {}", b.describe()));
@@ -156,6 +159,15 @@ impl ReportChecks {
         }
         parts.join(" · ").replace("**", "")
     }
+}
+
+/// The task whose output is the report's body: the one writing `report.md`, else the last task
+/// with a text (not JSON) output. Its statements are checked one by one.
+pub fn body_task(crew: &Crew) -> Option<usize> {
+    crew.tasks
+        .iter()
+        .position(|t| t.output_file.as_deref() == Some(Path::new("report.md")))
+        .or_else(|| crew.tasks.iter().rposition(|t| t.output_schema.is_none()))
 }
 
 /// What the author of `task` was given: its persona, its task, its context (a body that is
@@ -188,21 +200,7 @@ pub fn write(
     let mut numbering = Numbering::default();
     let usable = |r: &&TaskRecord| r.output.is_some() && r.usable();
 
-    // The body: the task writing report.md, else the last text (not JSON) output.
-    let body_idx = crew
-        .tasks
-        .iter()
-        .position(|t| t.output_file.as_deref() == Some(Path::new("report.md")))
-        .filter(|&i| records.get(i).is_some_and(|r| usable(&r)))
-        .or_else(|| {
-            records
-                .iter()
-                .zip(&crew.tasks)
-                .enumerate()
-                .rev()
-                .find(|(_, (r, t))| usable(r) && t.output_schema.is_none())
-                .map(|(i, _)| i)
-        });
+    let body_idx = body_task(crew).filter(|&i| records.get(i).is_some_and(|r| usable(&r)));
     let body_task = body_idx.and_then(|i| records.get(i));
     let mut body = String::new();
     let mut grounding = None;
