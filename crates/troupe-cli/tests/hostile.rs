@@ -81,7 +81,8 @@ fn injected_text_reaches_models_only_inside_the_fence() {
     )
     .unwrap();
     let crew = document_crew(tmp.path(), &docs);
-    let server = FakeServer::start(|r: &Request| {
+    let cited = cited_statement(&docs);
+    let server = FakeServer::start(move |r: &Request| {
         if r.is("Analyst") && r.tool_results().is_empty() {
             Reply::tool_call("docs.search", r#"{"query": "instructions"}"#)
         } else if r.is("Analyst") {
@@ -89,7 +90,7 @@ fn injected_text_reaches_models_only_inside_the_fence() {
         } else if r.is("Reviewer") {
             Reply::text(r#"{"verdict": "approve", "feedback": "ok"}"#)
         } else {
-            Reply::text(&format!("A report: the notes quote \"{INJECTION}\"."))
+            Reply::text(&format!("{cited}\n\nThe notes quote \"{INJECTION}\"."))
         }
     });
     let (_t, _out) = run_completed(&server.url, &crew, &[]);
@@ -616,9 +617,12 @@ fn document_folders_are_walked_once_and_legacy_text_is_decoded() {
     std::fs::write(docs.join(".secret"), "hidden notes").unwrap();
     std::os::unix::fs::symlink(&docs, docs.join("loop")).unwrap();
     let crew = document_crew(tmp.path(), &docs);
-    let server = FakeServer::start(|r: &Request| {
+    let cited = cited_statement(&docs);
+    let server = FakeServer::start(move |r: &Request| {
         if r.is("Reviewer") {
             Reply::text(r#"{"verdict": "approve", "feedback": "ok"}"#)
+        } else if r.is("Writer") {
+            Reply::text(&cited)
         } else {
             Reply::text("Notes.")
         }

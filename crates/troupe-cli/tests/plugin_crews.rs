@@ -32,13 +32,14 @@ fn built(rel: &str) -> PathBuf {
 #[test]
 fn an_agent_calls_the_c_textstats_plugin_in_a_crew() {
     built("plugins/textstats-c/textstats.wasm");
-    let server = FakeServer::start(|r| {
+    let cited = cited_statement(&repo().join("examples/documents/licenses"));
+    let server = FakeServer::start(move |r| {
         if r.is("Licence analyst") {
             Reply::text(
                 &json!({"document": "d", "permits": [], "requires": [], "forbids": []}).to_string(),
             )
         } else if r.is("Open-source compliance lead") {
-            Reply::text("BSD is short. Apache adds a patent grant. MPL is file-level copyleft.")
+            Reply::text(&cited)
         } else if r.is("Technical editor") {
             if r.tool_results().is_empty() {
                 Reply::tool_call(
@@ -311,6 +312,7 @@ fn every_shipped_plugin_works_in_a_crew_through_the_agent_loop() {
     .filter(|l| l.starts_with('|'))
     .collect::<Vec<_>>()
     .join("\n");
+    let cited = cited_statement(&repo().join("examples/documents/agreement-versions"));
     let server = FakeServer::start(move |r| {
         let results = r.tool_results();
         if r.is("Change analyst") {
@@ -349,7 +351,7 @@ fn every_shipped_plugin_works_in_a_crew_through_the_agent_loop() {
                 Reply::text("The 2025 schedule totals 8,225 GBP a month.")
             }
         } else if r.is("Commercial lawyer") {
-            Reply::text("The term triples; push back on the 5% fee cap.")
+            Reply::text(&cited)
         } else if r.is("General counsel") {
             Reply::text(r#"{"verdict": "approve", "feedback": "Accurate."}"#)
         } else {
@@ -450,9 +452,13 @@ fn every_shipped_plugin_works_in_a_crew_through_the_agent_loop() {
     let calls = of_type(&ev, "plugin_call");
     assert_eq!(calls.len(), 4, "{calls:#?}");
     assert!(calls.iter().all(|c| c["ok"] == true), "{calls:#?}");
-    // The change analyst's citation came from docs.search and checks out.
+    // The change analyst's citation came from docs.search and checks out; the memo's one
+    // statement is cited, verified and supported.
     let report = read_json(&out.join("report.json"));
-    assert_eq!(report["summary"]["verified"], 1, "{report:#}");
+    assert_eq!(report["summary"]["findings"]["verified"], 1, "{report:#}");
+    assert_eq!(report["summary"]["findings"]["failed"], 0, "{report:#}");
+    assert_eq!(report["summary"]["body"]["task"], "memo", "{report:#}");
+    assert_eq!(report["summary"]["body"]["supported"], 1, "{report:#}");
 }
 
 /// The second load of a plugin takes its compiled code from the on-disk cache, and says so in

@@ -102,3 +102,27 @@ pub fn requests_of(requests: Vec<Value>, role: &str) -> Vec<Value> {
         })
         .collect()
 }
+
+/// A statement a careful writer makes about the documents at `spec`: the first passage of the
+/// first chunk, restated, quoted and cited by its chunk id — as `troupe run` chunks them with the
+/// default options. It passes the statement check.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn cited_statement(spec: &Path) -> String {
+    let (corpus, _) = troupe_docs::Corpus::load(
+        &[spec.display().to_string()],
+        Path::new("/"),
+        &troupe_docs::LoadOptions::default(),
+        troupe_docs::ChunkOptions::default(),
+    )
+    .expect("the test documents load");
+    let chunk = &corpus.chunks()[0];
+    let text = corpus.chunk_text(chunk);
+    let quote: String = text
+        .split(['.', '\n'])
+        .find(|s| s.split_whitespace().count() >= 4)
+        .unwrap_or(text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("The document says {quote} \"{quote}\" [{}].", chunk.id)
+}
