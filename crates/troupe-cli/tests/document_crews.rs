@@ -379,7 +379,12 @@ fn a_citation_that_stays_wrong_is_marked_in_the_report() {
     let run = read_json(&out.join("run.json"));
     let report_task = task(&run, "report");
     assert_eq!(report_task["status"], "not_approved", "{report_task:#}");
-    assert!(report_task["output"].as_str().unwrap().contains("royalties"));
+    assert!(
+        report_task["output"]
+            .as_str()
+            .unwrap()
+            .contains("royalties")
+    );
     let round = &report_task["review"][0];
     assert_eq!(round["reviewer"], "troupe checks");
     assert_eq!(round["approved"], false);
@@ -406,7 +411,11 @@ fn a_citation_that_stays_wrong_is_marked_in_the_report() {
         md.contains("does not contain \"royalties are due every quarter\""),
         "{md}"
     );
-    assert!(text(&o).contains("not_approved") || text(&o).contains("not approved"), "{}", text(&o));
+    assert!(
+        text(&o).contains("not_approved") || text(&o).contains("not approved"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// A document larger than the model's window is cut to fit: the least relevant chunks are left

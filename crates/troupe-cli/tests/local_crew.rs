@@ -44,7 +44,20 @@ fn document_review_runs_offline_on_the_embedded_model() {
         .arg(&out)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The run succeeds only when the report passed its checks and the review gate: a 270M base
+    // model's statements usually do not say what their quotes say, and then the task ends
+    // `not_approved` and the exit code is 1. Either way the status and the exit code agree.
+    let run = read_json(&out.join("run.json"));
+    let report_status = task(&run, "report")["status"].as_str().unwrap().to_string();
+    match o.status.code() {
+        Some(0) => assert_eq!(report_status, "completed", "{}", text(&o)),
+        Some(1) => assert!(
+            ["not_approved", "unreviewed"].contains(&report_status.as_str()),
+            "{report_status}: {}",
+            text(&o)
+        ),
+        c => panic!("exit {c:?}: {}", text(&o)),
+    }
 
     // Structured findings that satisfy the crew's schema; on the embedded model every quote is
     // words of the document (the grammar allows nothing else) and every chunk id exists.
@@ -75,7 +88,13 @@ fn document_review_runs_offline_on_the_embedded_model() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["cited_by"][0] == "extract[BSD-3-Clause.txt]")
+        .filter(|c| {
+            c["cited_by"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == "extract[BSD-3-Clause.txt]")
+        })
         .collect();
     assert!(!from_findings.is_empty(), "{report_json:#}");
     for c in from_findings {
@@ -86,8 +105,26 @@ fn document_review_runs_offline_on_the_embedded_model() {
         );
     }
 
-    let run = read_json(&out.join("run.json"));
-    assert_eq!(run["status"], "completed");
+    // The body is cited statements, never an echo of the prompt: each statement names a verified
+    // finding (the grammar allows nothing else), so every claim is cited and verified; the summary
+    // counts what the support check found, and report.md says the same.
+    let body = &report_json["summary"]["body"];
+    let statements = body["statements"].as_u64().unwrap();
+    assert!(statements >= 1, "{report_json:#}");
+    assert_eq!(body["cited"], statements, "{report_json:#}");
+    assert_eq!(body["verified"], statements, "{report_json:#}");
+    assert_eq!(body["echoes_prompt"], false, "{report_json:#}");
+    assert!(
+        !report.contains("You are Plain-language writer"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "_Report: {statements} statement(s), {statements} cited, {statements} verified, {} supported",
+            body["supported"]
+        )),
+        "{report}"
+    );
     assert!(run["totals"]["output_tokens"].as_u64().unwrap() > 0);
     // every answer was capped by the crew's `llm.max_tokens`
     let ev = events(&out);
@@ -103,5 +140,6 @@ fn document_review_runs_offline_on_the_embedded_model() {
         "{}",
         req[0]
     );
+    // One review round, decided by the checks or by the reviewer.
     assert_eq!(of_type(&ev, "review_verdict").len(), 1);
 }

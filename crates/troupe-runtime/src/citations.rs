@@ -182,7 +182,8 @@ fn constrain(v: &mut Value, ids: &[String]) {
 }
 
 /// `schema` with every object that has a plain-string `chunk` and `quote` turned into a choice,
-/// one branch per chunk of the document: `chunk` is that chunk's id and `quote` one of its
+/// one branch per chunk given (every passage of each is offered; the caller gives the chunks the
+/// prompt shows, so the grammar is bounded by the context window): `chunk` is that chunk's id and `quote` one of its
 /// passages (sentences, or clauses of long ones, within the quote's `maxLength`). For a model
 /// with grammar-constrained decoding every citation is then words of the chunk it names.
 pub fn constrain_quotes(schema: &Value, chunks: &[(String, &str)]) -> Value {
@@ -216,13 +217,11 @@ fn constrain_pairs(v: &mut Value, chunks: &[(String, &str)]) {
                 .and_then(Value::as_u64)
                 .map_or(usize::MAX, |m| m as usize);
             let mut branches = Vec::new();
-            let mut offered = 0;
             for (id, text) in chunks {
                 let list = passages(text, max);
-                if list.is_empty() || offered + list.len() > MAX_PASSAGES {
+                if list.is_empty() {
                     continue;
                 }
-                offered += list.len();
                 let mut branch = m.clone();
                 if let Some(Value::Object(p)) = branch.get_mut("properties") {
                     p.insert("chunk".into(), serde_json::json!({"const": id}));
@@ -239,9 +238,6 @@ fn constrain_pairs(v: &mut Value, chunks: &[(String, &str)]) {
     }
 }
 
-/// At most this many passages are offered (grammar size).
-const MAX_PASSAGES: usize = 800;
-
 /// Sentences of `text` (whitespace collapsed) of at least three words, split into clauses and
 /// regrouped when longer than `max` characters.
 pub fn passages(text: &str, max: usize) -> Vec<String> {
@@ -252,7 +248,6 @@ pub fn passages(text: &str, max: usize) -> Vec<String> {
         if s.split_whitespace().count() >= 3
             && s.chars().count() <= max
             && !out.iter().any(|o| o == s)
-            && out.len() < MAX_PASSAGES
         {
             out.push(s.to_string());
         }

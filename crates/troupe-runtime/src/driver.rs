@@ -56,6 +56,8 @@ pub(crate) async fn drive(run: Arc<RunCtx>, idx: usize, progress: Progress) -> T
     let shown = shown_task(task);
     let d = Driver {
         run: &run,
+        dropped: Mutex::new(Vec::new()),
+        cited: Mutex::new(None),
         task,
         shown,
         idx,
@@ -119,6 +121,10 @@ fn shown_task(task: &Task) -> Task {
 
 struct Driver<'a> {
     run: &'a RunCtx,
+    /// Chunks of the task's document left out of its prompt to fit the window.
+    dropped: Mutex<Vec<String>>,
+    /// The numbered sources of a constrained writer's cited statements ([`crate::cited`]).
+    cited: Mutex<Option<Arc<Vec<crate::cited::Source>>>>,
     task: &'a Task,
     shown: Task,
     idx: usize,
@@ -160,7 +166,39 @@ impl Driver<'_> {
                 None
             },
             statements: author && self.is_body(),
+            render: self.sources().filter(|_| author).map(|sources| {
+                Arc::new(move |v: &Value| crate::cited::render(v, &sources))
+                    as crate::executor::Render
+            }),
         }
+    }
+
+    fn sources(&self) -> Option<Arc<Vec<crate::cited::Source>>> {
+        self.cited.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The body of a report written by a model with grammar-constrained decoding is written as
+    /// cited statements: the verified citations of its context are its sources. `None` for any
+    /// other task or model, or when the context cites nothing verified.
+    fn cited_sources(&self, agent: &str) -> Option<Vec<crate::cited::Source>> {
+        let corpus = self.run.corpus.as_ref()?;
+        let constrained = self.run.agents.get(agent).is_some_and(|h| h.constrained);
+        if !constrained || !self.is_body() || self.task.output_schema.is_some() {
+            return None;
+        }
+        let mut found = Vec::new();
+        for &i in &self.task.context {
+            if let Some(r) = self.run.board.get(&i) {
+                let text = r.output.as_deref().unwrap_or_default();
+                found.extend(crate::citations::find(
+                    corpus,
+                    text,
+                    r.structured_output.as_ref(),
+                ));
+            }
+        }
+        let sources = crate::cited::sources(&found);
+        (!sources.is_empty()).then_some(sources)
     }
 
     /// Whether this task's output is the report's body (see [`crate::report::body_task`]).
@@ -242,7 +280,13 @@ impl Driver<'_> {
                 )
             })
             .collect();
-        let prompt = self.fit_prompt(agent, context, instructions)?;
+        let sources = self.cited_sources(agent);
+        let extra = sources
+            .as_ref()
+            .map(|s| crate::cited::instructions(&self.run.fence, s))
+            .unwrap_or_default();
+        *self.cited.lock().unwrap_or_else(|p| p.into_inner()) = sources.map(Arc::new);
+        let prompt = self.fit_prompt(agent, context, instructions, &extra)?;
         let messages = vec![self.persona(agent), Message::user(prompt)];
         update(self.progress, |r| r.attempts += 1);
         let job = self.job(agent, messages, self.output_schema(agent));
@@ -256,6 +300,9 @@ impl Driver<'_> {
     /// For a model with grammar-constrained decoding, `quote` fields may only hold sentences of
     /// that document.
     fn output_schema(&self, agent: &str) -> Option<Value> {
+        if let Some(sources) = self.sources() {
+            return Some(crate::cited::schema(sources.len()));
+        }
         let schema = self.task.output_schema.as_ref()?;
         let doc = match (&self.task.document, &self.run.corpus) {
             (Some(id), Some(corpus)) => corpus.document(id).map(|d| (corpus, d)),
@@ -265,18 +312,28 @@ impl Driver<'_> {
             return Some(schema.clone());
         };
         let ids: Vec<String> = corpus.chunks_of(doc).iter().map(|c| c.id.clone()).collect();
-        let schema = crate::citations::constrain_chunk_ids(schema, &ids);
         let constrained = self.run.agents.get(agent).is_some_and(|h| h.constrained);
-        Some(if constrained {
+        // Quotes first (each branch fixes its chunk id), then any other `chunk` field is limited
+        // to the document's chunks: the restriction holds in both.
+        let schema = if constrained {
+            // The passages of the chunks the prompt shows: the ones left out to fit the window
+            // are named by the `context_cut` event.
+            let dropped = self
+                .dropped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let chunks: Vec<(String, &str)> = corpus
                 .chunks_of(doc)
                 .iter()
+                .filter(|c| !dropped.contains(&c.id))
                 .map(|c| (c.id.clone(), corpus.chunk_text(c)))
                 .collect();
-            crate::citations::constrain_quotes(self.task.output_schema.as_ref()?, &chunks)
+            crate::citations::constrain_quotes(schema, &chunks)
         } else {
-            schema
-        })
+            schema.clone()
+        };
+        Some(crate::citations::constrain_chunk_ids(&schema, &ids))
     }
 
     /// The task prompt, cut to the agent's context window: a per-document task gets its
@@ -287,6 +344,7 @@ impl Driver<'_> {
         agent: &str,
         mut context: Vec<(String, String, String, Option<String>)>,
         instructions: Option<&str>,
+        extra: &str,
     ) -> Result<String, End> {
         let render = |task: &Task, context: &[(String, String, String, Option<String>)]| {
             let items: Vec<ContextItem<'_>> = context
@@ -298,7 +356,7 @@ impl Driver<'_> {
                     note: note.as_deref(),
                 })
                 .collect();
-            prompt::task(&self.run.fence, task, &items, instructions)
+            prompt::task(&self.run.fence, task, &items, instructions) + extra
         };
         let handle = self.handle(agent)?;
         let room =
@@ -336,6 +394,10 @@ impl Driver<'_> {
                 budget::document_text(corpus, doc, room.saturating_sub(base), &query)
             };
             dropped_chunks = text.dropped;
+            self.dropped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone_from(&dropped_chunks);
             task.description = fill(&self.task.description, &text.text);
             task.expected_output = self
                 .task

@@ -55,7 +55,13 @@ pub struct Job {
     /// With `citations`: the answer is the report's body, so every statement is checked (cited,
     /// verified, supported), not only the citations it makes.
     pub statements: bool,
+    /// When set, the JSON answer is rendered to the text that is the output (and is checked as
+    /// text): see [`crate::cited`].
+    pub render: Option<Render>,
 }
+
+/// Turns a structured answer into the text output.
+pub type Render = Arc<dyn Fn(&Value) -> String + Send + Sync>;
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -323,6 +329,18 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                 .map_err(|e| vec![e])
                 .and_then(|v| output::check(schema, &v).map(|()| v));
             match checked {
+                Ok(v) if job.render.is_some() => {
+                    let text = job.render.as_ref().map(|r| r(&v)).unwrap_or_default();
+                    st.last_text = Some(text.clone());
+                    if !final_turn && cite_again(ctx, job, st, &text, None, &mut citation_rounds) {
+                        continue;
+                    }
+                    return if final_turn {
+                        (JobStatus::LimitReached("max_iterations".into()), None)
+                    } else {
+                        (JobStatus::Completed, None)
+                    };
+                }
                 Ok(v) => {
                     let pretty = serde_json::to_string_pretty(&v).unwrap_or(text);
                     st.last_text = Some(pretty.clone());
@@ -478,7 +496,11 @@ fn cite_again(
                     &ctx.fence,
                     "statement check",
                     &g.problems(),
-                    grounding::FIX_STATEMENTS,
+                    if job.render.is_some() {
+                        crate::cited::FIX
+                    } else {
+                        grounding::FIX_STATEMENTS
+                    },
                 ),
                 g.failed().count().max(1),
             )

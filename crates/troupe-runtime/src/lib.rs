@@ -17,6 +17,7 @@
 //! - [`fanout`]: `for_each` tasks become one instance per document;
 //! - [`budget`]: the context window — token estimates, cutting prompts to fit;
 //! - [`citations`] and [`report`]: citations found and checked, `report.md` / `report.json`;
+//! - [`cited`]: the constrained writer's cited statements, rendered to Markdown;
 //! - [`grounding`]: every statement of a text output checked: cited, verified, supported;
 //! - [`models`]: which model serves an agent;
 //! - [`ledger`]: tokens, calls, cost, budgets;
@@ -28,6 +29,7 @@ pub mod agent;
 pub mod budget;
 pub mod builtin;
 pub mod citations;
+pub mod cited;
 pub mod coordinator;
 pub mod docs_tools;
 mod driver;
