@@ -418,6 +418,59 @@ fn a_citation_that_stays_wrong_is_marked_in_the_report() {
     );
 }
 
+/// A writer that answers with its own prompt (what a small base model does) is not a report:
+/// the statement check says so, the report says so, the checks keep the reviewer from approving
+/// it, and the run fails.
+#[test]
+fn a_body_that_repeats_its_prompt_is_flagged_and_never_approved() {
+    let server = FakeServer::start(|r| {
+        if r.is("Legal analyst") {
+            let (id, text) = chunks_in(r.task()).into_iter().next().unwrap();
+            Reply::text(
+                &json!({"findings": [{"kind": "obligation", "party": "licensee",
+                          "summary": "Keep the notice.", "chunk": id, "quote": quote_from(&text)}]})
+                .to_string(),
+            )
+        } else if r.is("Plain-language writer") {
+            let system = r.body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default();
+            Reply::text(&format!("{system}\n\n{}", r.task()))
+        } else {
+            Reply::text(r#"{"verdict": "approve", "feedback": "ok"}"#)
+        }
+    });
+    let doc = repo().join("examples/documents/licenses/BSD-3-Clause.txt");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = run_crew(
+        &server.url,
+        &repo().join("crews/document-review.json"),
+        &out,
+        &["--docs", doc.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let ev = events(&out);
+    let checks = of_type(&ev, "statements_checked");
+    assert!(!checks.is_empty());
+    assert!(
+        checks.iter().all(|c| c["echoes_prompt"] == true),
+        "{checks:#?}"
+    );
+    assert!(requests_of(server.requests(), "Senior counsel").is_empty());
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(
+        report["summary"]["body"]["echoes_prompt"], true,
+        "{report:#}"
+    );
+    // The findings' citation is counted on its own, apart from the body.
+    assert_eq!(report["summary"]["findings"]["verified"], 1, "{report:#}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("**it repeats its own prompt**"), "{md}");
+    let run = read_json(&out.join("run.json"));
+    assert_eq!(task(&run, "report")["status"], "not_approved");
+}
+
 /// A document larger than the model's window is cut to fit: the least relevant chunks are left
 /// out (the ones about the task stay), an event says which, and no request exceeds the window.
 #[test]

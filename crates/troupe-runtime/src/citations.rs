@@ -388,6 +388,31 @@ mod tests {
     }
 
     #[test]
+    fn the_chunk_restriction_survives_the_quote_grammar() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "findings": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"chunk": {"type": "string"}, "quote": {"type": "string"}},
+                    "required": ["chunk", "quote"]
+                }},
+                "see_also": {"type": "object", "properties": {"chunk": {"type": "string"}}}
+            }
+        });
+        let chunks = vec![("d:0-50".to_string(), "The licensee must keep the notice.")];
+        let ids = vec!["d:0-50".to_string(), "d:40-90".to_string()];
+        let out = constrain_chunk_ids(&constrain_quotes(&schema, &chunks), &ids);
+        let v = jsonschema::validator_for(&out).unwrap();
+        let pair = |c: &str| serde_json::json!({"findings": [{"chunk": c, "quote": "The licensee must keep the notice."}]});
+        assert!(v.is_valid(&pair("d:0-50")));
+        assert!(!v.is_valid(&pair("other.txt:0-50")));
+        // A chunk field outside a pair is still limited to the document's chunks.
+        assert!(v.is_valid(&serde_json::json!({"see_also": {"chunk": "d:40-90"}})));
+        assert!(!v.is_valid(&serde_json::json!({"see_also": {"chunk": "other.txt:0-9"}})));
+    }
+
+    #[test]
     fn passages_are_sentences_or_clauses_within_the_limit() {
         let text = "Redistributions of source code must retain the above copyright notice, \
                     this list of conditions and the following disclaimer.\n  Neither the name \

@@ -15,6 +15,7 @@ use troupe_docs::{CitationCheck, Corpus};
 use crate::citations::{self, Citation};
 use crate::grounding::{self, Tally};
 use crate::outdir::{OutDir, REPORT_JSON, REPORT_MD};
+use crate::prompt;
 use crate::record::TaskRecord;
 
 /// A citation as numbered in the report.
@@ -172,19 +173,19 @@ pub fn body_task(crew: &Crew) -> Option<usize> {
 
 /// What the author of `task` was given: its persona, its task, its context (a body that is
 /// mostly these words repeats its prompt).
-fn prompt_texts<'a>(crew: &'a Crew, task: usize, records: &'a [TaskRecord]) -> Vec<&'a str> {
+fn prompt_texts(crew: &Crew, task: usize, records: &[TaskRecord]) -> Vec<String> {
     let mut out = Vec::new();
     let Some(t) = crew.tasks.get(task) else {
         return out;
     };
-    out.push(t.description.as_str());
-    out.extend(t.expected_output.as_deref());
+    out.push(t.description.clone());
+    out.extend(t.expected_output.clone());
     if let Some(a) = t.agent.as_deref().and_then(|a| crew.agent(a)) {
-        out.extend([a.role.as_str(), a.goal.as_str()]);
-        out.extend(a.backstory.as_deref());
+        // The persona as the agent received it (the fence's tag aside).
+        out.push(prompt::system(a, &prompt::Fence::with_tag("")));
     }
     for &i in &t.context {
-        out.extend(records.get(i).and_then(|r| r.output.as_deref()));
+        out.extend(records.get(i).and_then(|r| r.output.clone()));
     }
     out
 }
@@ -206,7 +207,9 @@ pub fn write(
     let mut grounding = None;
     if let (Some(r), Some(idx)) = (body_task, body_idx) {
         let text = r.output.as_deref().unwrap_or_default();
-        let g = grounding::check(corpus, text, &prompt_texts(crew, idx, records));
+        let prompt = prompt_texts(crew, idx, records);
+        let prompt: Vec<&str> = prompt.iter().map(String::as_str).collect();
+        let g = grounding::check(corpus, text, &prompt);
         // Edits: each marker becomes its number; each failed statement gets its reason.
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         let found = citations::find(corpus, text, None);
