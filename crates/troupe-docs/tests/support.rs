@@ -1,6 +1,8 @@
 //! The support score on hand-labelled statement/quote pairs from the example licences: how well
 //! it separates the statements a quote supports from those it does not.
 
+#![allow(clippy::unwrap_used)] // a broken fixture should panic the test
+
 use troupe_docs::{SUPPORT_THRESHOLD, support};
 
 #[derive(serde::Deserialize)]
