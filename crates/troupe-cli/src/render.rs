@@ -171,12 +171,21 @@ impl Renderer {
                 reason,
                 wait_ms,
                 retry_after,
+                retry_after_ms,
+                retry_after_capped,
                 attempt,
                 ..
             } => format!(
                 "    ↻ [{task}] model call attempt {attempt} failed ({reason}); retrying in {:.1} s{}",
                 *wait_ms as f64 / 1000.0,
-                if *retry_after { " (Retry-After)" } else { "" }
+                match (retry_after, retry_after_capped, retry_after_ms) {
+                    (_, true, Some(asked)) => format!(
+                        " (Retry-After asked {:.1} s; capped)",
+                        *asked as f64 / 1000.0
+                    ),
+                    (true, _, _) => " (Retry-After)".into(),
+                    _ => String::new(),
+                }
             ),
             EventKind::ToolCall {
                 task,

@@ -460,6 +460,8 @@ fn rate_limited_call_is_retried_after_retry_after() {
     assert_eq!(retries[0]["reason"], "429");
     assert_eq!(retries[0]["wait_ms"], 1000);
     assert_eq!(retries[0]["retry_after"], true);
+    assert_eq!(retries[0]["retry_after_ms"], 1000);
+    assert_eq!(retries[0]["retry_after_capped"], false);
     // --events jsonl: the same events on stdout
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(stdout.lines().count(), events(&out).len());
@@ -485,6 +487,14 @@ fn persistent_server_errors_fail_the_task_with_a_clear_error() {
     let err = task(&run, "t")["error"].as_str().unwrap().to_string();
     assert!(err.contains("HTTP 503 after 2 attempt(s)"), "{err}");
     assert_eq!(server.requests().len(), 2);
+    // The call failed, and its retry is still an event.
+    let ev = events(&out);
+    let retries = of_type(&ev, "llm_retry");
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0]["reason"], "503");
+    assert_eq!(retries[0]["attempt"], 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("model call attempt 1 failed (503)"), "{err}");
 }
 
 /// The token budget stops the run once spent, with an event naming the key.

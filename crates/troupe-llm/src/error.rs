@@ -3,11 +3,13 @@
 /// Why a model call failed (after any retries).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
-    #[error("the model endpoint answered HTTP {status} after {attempts} attempt(s): {message}")]
+    #[error("the model endpoint answered HTTP {status} after {attempts} attempt(s): {message}{}", hint.as_ref().map_or(String::new(), |h| format!("\n  hint: {h}")))]
     Api {
         status: u16,
         message: String,
         attempts: u32,
+        /// What to change, when the status says it (a 404 from a base URL without `/v1`).
+        hint: Option<String>,
     },
     #[error("cannot reach the model endpoint after {attempts} attempt(s): {message}")]
     Connection { message: String, attempts: u32 },

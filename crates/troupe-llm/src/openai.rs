@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use crate::model::BoxFuture;
 use crate::retry::{
-    CallLog, RETRY_LOG, RateLimiter, RetryPolicy, log_failure, log_retry, retry_after, retryable,
+    Attempt, CallLog, RETRY_LOG, RateLimiter, RetryPolicy, log_failure, log_status, retry_after,
+    retryable, retrying,
 };
 use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Message, Retry, ToolCall, Usage};
 
@@ -53,6 +54,7 @@ pub struct OpenAiModel {
     client: async_openai::Client<OpenAIConfig>,
     model: String,
     timeout: Duration,
+    base_url: String,
 }
 
 impl OpenAiModel {
@@ -65,7 +67,8 @@ impl OpenAiModel {
                 message: format!("cannot build the HTTP client: {e}"),
                 hint: "this is a bug in Troupe; please report it".into(),
             })?;
-        let mut config = OpenAIConfig::new().with_api_base(cfg.base_url.trim_end_matches('/'));
+        let base_url = cfg.base_url.trim_end_matches('/').to_string();
+        let mut config = OpenAIConfig::new().with_api_base(&base_url);
         config = config.with_api_key(cfg.api_key.clone().unwrap_or_default());
         let policy = Arc::new(cfg.retry.clone());
         let limiter = cfg.limiter.clone();
@@ -78,13 +81,14 @@ impl OpenAiModel {
             client,
             model: cfg.model,
             timeout: cfg.timeout,
+            base_url,
         })
     }
 }
 
 /// Sends one request, retrying 429/408/5xx and connection errors with backoff (or the server's
-/// `Retry-After`), each attempt through the rate limiter. The answer's body is read here, up to
-/// `cap` bytes.
+/// `Retry-After`, capped), each attempt through the rate limiter. The answer's body is read here,
+/// up to `cap` bytes.
 async fn send_with_retries(
     http: reqwest::Client,
     factory: HttpRequestFactory,
@@ -92,40 +96,36 @@ async fn send_with_retries(
     limiter: Option<Arc<RateLimiter>>,
     cap: usize,
 ) -> Result<reqwest::Response, OpenAIError> {
-    let mut attempt = 1;
-    loop {
-        if let Some(l) = &limiter {
-            l.acquire().await;
-        }
-        let request = factory.build().await?;
-        let (reason, wait, hinted) = match http.execute(request).await {
-            Ok(resp) if retryable(resp.status()) && attempt < policy.max_attempts => {
-                let hint = retry_after(resp.headers());
-                let wait = hint.unwrap_or_else(|| policy.backoff(attempt));
-                (
-                    resp.status().as_u16().to_string(),
-                    wait.min(policy.max_wait),
-                    hint.is_some(),
-                )
-            }
-            Ok(resp) => return read_capped(resp, cap).await,
-            Err(e)
-                if (e.is_connect() || e.is_timeout() || e.is_request())
-                    && attempt < policy.max_attempts =>
-            {
-                (error_chain(&e), policy.backoff(attempt), false)
-            }
-            Err(e) => return Err(OpenAIError::Reqwest(e)),
+    let (http, factory) = (&http, &factory);
+    retrying(&policy, limiter.as_deref(), move |_| async move {
+        let request = match factory.build().await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Done(Err(e)),
         };
-        log_retry(Retry {
-            attempt,
-            reason,
-            wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-            retry_after: hinted,
-        });
-        tokio::time::sleep(wait).await;
-        attempt += 1;
-    }
+        match http.execute(request).await {
+            Ok(resp) => {
+                let status = resp.status();
+                log_status((!status.is_success()).then_some(status.as_u16()));
+                if retryable(status) {
+                    let retry_after = retry_after(resp.headers());
+                    Attempt::Retry {
+                        reason: status.as_u16().to_string(),
+                        retry_after,
+                        last: read_capped(resp, cap).await,
+                    }
+                } else {
+                    Attempt::Done(read_capped(resp, cap).await)
+                }
+            }
+            Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => Attempt::Retry {
+                reason: error_chain(&e),
+                retry_after: None,
+                last: Err(OpenAIError::Reqwest(e)),
+            },
+            Err(e) => Attempt::Done(Err(OpenAIError::Reqwest(e))),
+        }
+    })
+    .await
 }
 
 /// The response with its whole body read, refused past `cap` bytes (the failure is logged for
@@ -182,15 +182,15 @@ impl ChatModel for OpenAiModel {
             let result: Result<WireResponse, OpenAIError> = RETRY_LOG
                 .scope(log.clone(), self.client.chat().create_byot(wire))
                 .await;
-            let (retries, failure) = log
+            let (retries, failure, status) = log
                 .lock()
-                .map(|mut l| (l.retries.clone(), l.failure.take()))
+                .map(|mut l| (l.retries.clone(), l.failure.take(), l.status))
                 .unwrap_or_default();
             let attempts = u32::try_from(retries.len()).unwrap_or(u32::MAX) + 1;
             match (result, failure) {
                 (Ok(resp), _) => resp.into_response(retries),
                 (Err(_), Some(failure)) => Err(failure),
-                (Err(e), None) => Err(map_error(e, attempts, self.timeout)),
+                (Err(e), None) => Err(self.map_error(e, attempts, status)),
             }
         })
     }
@@ -200,31 +200,61 @@ impl ChatModel for OpenAiModel {
     }
 }
 
-fn map_error(e: OpenAIError, attempts: u32, timeout: Duration) -> LlmError {
-    match e {
-        OpenAIError::ApiError(r) => LlmError::Api {
-            status: r.status_code.as_u16(),
-            message: r.api_error.message,
+impl OpenAiModel {
+    /// The typed error for a failed call; `status` is the last answer's HTTP status when it was
+    /// not a success (the client library drops it when the body is not an OpenAI error object).
+    fn map_error(&self, e: OpenAIError, attempts: u32, status: Option<u16>) -> LlmError {
+        let api = |status: u16, message: String| LlmError::Api {
+            status,
+            message,
             attempts,
-        },
-        OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout {
-            seconds: timeout.as_secs_f64(),
-            attempts,
-        },
-        OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => LlmError::Decode(format!(
-            "the response body could not be read: {}",
-            error_chain(&e)
-        )),
-        OpenAIError::Reqwest(e) => LlmError::Connection {
-            message: error_chain(&e),
-            attempts,
-        },
-        OpenAIError::JSONDeserialize(e, body) => {
-            let body: String = body.chars().take(300).collect();
-            LlmError::Decode(format!("{e} (body starts: {body})"))
+            hint: (status == 404)
+                .then(|| not_found_hint(&self.base_url))
+                .flatten(),
+        };
+        match e {
+            OpenAIError::ApiError(r) => api(r.status_code.as_u16(), r.api_error.message),
+            OpenAIError::Reqwest(e) if e.is_timeout() => LlmError::Timeout {
+                seconds: self.timeout.as_secs_f64(),
+                attempts,
+            },
+            OpenAIError::Reqwest(e) if e.is_body() || e.is_decode() => LlmError::Decode(format!(
+                "the response body could not be read: {}",
+                error_chain(&e)
+            )),
+            OpenAIError::Reqwest(e) => LlmError::Connection {
+                message: error_chain(&e),
+                attempts,
+            },
+            OpenAIError::JSONDeserialize(e, body) => {
+                let body: String = body.chars().take(300).collect();
+                match status {
+                    // An error status whose body is not an OpenAI error object (a plain 404 page).
+                    Some(status) if body.trim().is_empty() => api(status, "(empty body)".into()),
+                    Some(status) => api(status, body),
+                    None => LlmError::Decode(format!("{e} (body starts: {body})")),
+                }
+            }
+            other => LlmError::Other(other.to_string()),
         }
-        other => LlmError::Other(other.to_string()),
     }
+}
+
+/// A 404 from a base URL with no version segment is almost always a missing `/v1`: servers
+/// (OpenAI, Ollama, vLLM, llama.cpp, LM Studio) serve `…/v1/chat/completions`.
+fn not_found_hint(base_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base_url).ok()?;
+    let versioned = url.path_segments().is_some_and(|mut segs| {
+        segs.any(|s| {
+            s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit())
+        })
+    });
+    (!versioned).then(|| {
+        format!(
+            "the base URL `{base_url}` has no `/v1`; OpenAI-compatible servers answer under it: \
+             set `llm.base_url` (or `OPENAI_BASE_URL`) to `{base_url}/v1`"
+        )
+    })
 }
 
 // ---- wire format (private) ----

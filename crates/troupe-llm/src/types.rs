@@ -102,6 +102,12 @@ pub struct Retry {
     pub wait_ms: u64,
     /// Whether the wait came from the server's `Retry-After` header.
     pub retry_after: bool,
+    /// The wait the server asked for in `Retry-After`, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// Whether the wait asked for was longer than the policy's cap, so `wait_ms` is the cap.
+    #[serde(default)]
+    pub capped: bool,
 }
 
 /// The model's answer.

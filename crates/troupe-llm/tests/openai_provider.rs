@@ -12,6 +12,10 @@ use troupe_llm::{ChatModel, ChatRequest, LlmError, Message, OutputFormat, ToolSp
 use troupe_testkit::{FakeServer, Reply};
 
 fn model(url: &str, attempts: u32) -> OpenAiModel {
+    model_capped(url, attempts, Duration::from_secs(2))
+}
+
+fn model_capped(url: &str, attempts: u32, max_wait: Duration) -> OpenAiModel {
     OpenAiModel::new(OpenAiConfig {
         base_url: url.to_string(),
         api_key: Some("sk-test".into()),
@@ -20,7 +24,7 @@ fn model(url: &str, attempts: u32) -> OpenAiModel {
         retry: RetryPolicy {
             max_attempts: attempts,
             base: Duration::from_millis(10),
-            max_wait: Duration::from_secs(2),
+            max_wait,
         },
         limiter: None,
         max_response_bytes: 1 << 20,
@@ -77,6 +81,8 @@ async fn reads_tool_calls_keeping_malformed_arguments_verbatim() {
     assert_ne!(resp.tool_calls[0].id, resp.tool_calls[1].id);
 }
 
+/// The wait itself is timed on tokio's paused clock in `retry.rs`'s unit tests (real HTTP cannot
+/// run on a paused clock: it would fire the request timeout); here, what the wire gave the loop.
 #[tokio::test]
 async fn retries_429_honouring_retry_after_then_succeeds() {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -88,7 +94,6 @@ async fn retries_429_honouring_retry_after_then_succeeds() {
             Reply::text("ok")
         }
     });
-    let started = std::time::Instant::now();
     let resp = model(&server.url, 3).chat(&request()).await.unwrap();
     assert_eq!(resp.content.as_deref(), Some("ok"));
     assert_eq!(resp.retries.len(), 1);
@@ -98,8 +103,87 @@ async fn retries_429_honouring_retry_after_then_succeeds() {
         "the wait came from Retry-After"
     );
     assert_eq!(resp.retries[0].wait_ms, 1000);
-    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(resp.retries[0].retry_after_ms, Some(1000));
+    assert!(!resp.retries[0].capped);
     assert_eq!(server.requests().len(), 2);
+}
+
+/// A `Retry-After` longer than the cap is cut to the cap, and the retry says so.
+#[tokio::test]
+async fn a_retry_after_over_the_cap_is_capped_visibly() {
+    let server = FakeServer::start(|r| {
+        if r.index == 0 {
+            Reply::error(503, Some("3600"))
+        } else {
+            Reply::text("ok")
+        }
+    });
+    let m = model_capped(&server.url, 2, Duration::from_millis(50));
+    let resp = m.chat(&request()).await.unwrap();
+    assert_eq!(resp.content.as_deref(), Some("ok"));
+    let r = &resp.retries[0];
+    assert_eq!(r.wait_ms, 50);
+    assert_eq!(r.retry_after_ms, Some(3_600_000));
+    assert!(r.capped);
+}
+
+/// A call that fails after its retries has no response to carry them: `observe` still sees each.
+#[tokio::test]
+async fn the_retries_of_a_call_that_fails_are_observed() {
+    let server = FakeServer::start(|_| Reply::error(500, Some("0")));
+    let m = model(&server.url, 3);
+    let (result, retries) = troupe_llm::retry::observe(m.chat(&request())).await;
+    assert!(
+        matches!(
+            result,
+            Err(LlmError::Api {
+                status: 500,
+                attempts: 3,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(
+        retries
+            .iter()
+            .map(|r| (r.attempt, r.reason.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "500"), (2, "500")]
+    );
+}
+
+/// `http://host:port` without `/v1` answers 404 on `/chat/completions`: the error says to add it.
+#[tokio::test]
+async fn a_404_from_a_base_url_without_v1_hints_at_it() {
+    let server = FakeServer::start(|_| Reply::text("unreachable"));
+    let bare = server.url.trim_end_matches("/v1").to_string();
+    let err = model(&bare, 3).chat(&request()).await.unwrap_err();
+    match &err {
+        LlmError::Api {
+            status: 404,
+            attempts: 1,
+            hint: Some(hint),
+            ..
+        } => assert!(hint.contains(&format!("`{bare}/v1`")), "{hint}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("\n  hint: the base URL"), "{err}");
+    assert!(
+        server.requests().is_empty(),
+        "the server never saw a chat request"
+    );
+}
+
+/// A 404 from a `/v1` URL (an unknown model, say) is the server's word alone: no `/v1` hint.
+#[tokio::test]
+async fn a_404_from_a_v1_url_has_no_such_hint() {
+    let server = FakeServer::start(|_| Reply::error(404, None));
+    let err = model(&server.url, 3).chat(&request()).await.unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Api { status: 404, hint: None, message, .. } if message == "fake error 404"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -137,8 +137,14 @@ pub enum EventKind {
         agent: String,
         attempt: u32,
         reason: String,
+        /// The wait made before the next attempt.
         wait_ms: u64,
+        /// Whether the wait came from the server's `Retry-After`.
         retry_after: bool,
+        /// The wait the server asked for, when it sent `Retry-After`.
+        retry_after_ms: Option<u64>,
+        /// The server asked for longer than the cap; `wait_ms` is the cap.
+        retry_after_capped: bool,
     },
     LlmResponse {
         task: String,

@@ -193,8 +193,22 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
         });
         let cap = request.max_tokens;
         let started = Instant::now();
-        let result = ctx.model.chat(&request).await;
+        // Retries are reported from what the provider logged, so that a call that finally fails
+        // still shows each attempt it made.
+        let (result, retries) = troupe_llm::retry::observe(ctx.model.chat(&request)).await;
         st.messages = request.messages;
+        for r in retries {
+            ctx.events.emit(EventKind::LlmRetry {
+                task: task.into(),
+                agent: agent_id.into(),
+                attempt: r.attempt,
+                reason: r.reason,
+                wait_ms: r.wait_ms,
+                retry_after: r.retry_after,
+                retry_after_ms: r.retry_after_ms,
+                retry_after_capped: r.capped,
+            });
+        }
         let resp = match result {
             Ok(r) => r,
             Err(e) => {
@@ -204,16 +218,6 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                 return (JobStatus::Failed(format!("model call failed: {e}")), None);
             }
         };
-        for r in &resp.retries {
-            ctx.events.emit(EventKind::LlmRetry {
-                task: task.into(),
-                agent: agent_id.into(),
-                attempt: r.attempt,
-                reason: r.reason.clone(),
-                wait_ms: r.wait_ms,
-                retry_after: r.retry_after,
-            });
-        }
         ctx.ledger
             .record_call(job.task, agent_id, resp.usage, &agent.llm);
         ctx.events.emit(EventKind::LlmResponse {
