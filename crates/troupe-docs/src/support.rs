@@ -6,7 +6,7 @@
 //! also has. A statement whose negation differs from its quote's ("may" vs "may not") is not
 //! supported whatever its overlap, nor is one that makes an obligation of a permission ("must"
 //! vs "may") or the reverse. The threshold was chosen on labelled statement/quote pairs from
-//! the example licences (`tests/fixtures/support_pairs.json`; the figures are in that test).
+//! the example licences (`tests/support_pairs.json`; the figures are in that test).
 
 use std::collections::BTreeSet;
 

@@ -18,10 +18,7 @@ struct Fixture {
 }
 
 fn pairs() -> Vec<Pair> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/support_pairs.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support_pairs.json");
     let text = std::fs::read_to_string(path).unwrap();
     serde_json::from_str::<Fixture>(&text).unwrap().pairs
 }

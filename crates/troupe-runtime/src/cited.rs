@@ -107,14 +107,20 @@ pub fn render(value: &Value, sources: &[Source]) -> String {
         if text.is_empty() {
             continue;
         }
-        match source {
-            Some(s) => {
-                let _ = writeln!(out, "{text} \"{}\" [{}].\n", s.quote, s.chunk);
-            }
-            None => {
-                let _ = writeln!(out, "{text}.\n");
-            }
-        }
+        // Each sentence of the statement claims what its source says: each gets the citation.
+        let sentences: Vec<&str> = troupe_docs::statements(text)
+            .iter()
+            .map(|s| text[s.start..s.end].trim_end_matches(['.', ' ']))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let line: Vec<String> = sentences
+            .iter()
+            .map(|t| match source {
+                Some(s) => format!("{t} \"{}\" [{}].", s.quote, s.chunk),
+                None => format!("{t}."),
+            })
+            .collect();
+        let _ = writeln!(out, "{}\n", line.join(" "));
     }
     out.trim_end().to_string()
 }
@@ -137,7 +143,7 @@ mod tests {
         ];
         let v = json!({"statements": [
             {"source": 2, "text": "You  can sell copies."},
-            {"source": 1, "text": "Keep the notice"},
+            {"source": 1, "text": "Keep the notice. Always"},
             {"source": 9, "text": "Out of range"}
         ]});
         let v_schema = jsonschema::validator_for(&schema(2)).unwrap();
@@ -145,7 +151,8 @@ mod tests {
         assert_eq!(
             render(&v, &sources),
             "You can sell copies \"may sell copies\" [a.txt:80-200].\n\nKeep the notice \
-             \"must retain the notice\" [a.txt:0-90].\n\nOut of range."
+             \"must retain the notice\" [a.txt:0-90]. Always \"must retain the notice\" \
+             [a.txt:0-90].\n\nOut of range."
         );
     }
 }
