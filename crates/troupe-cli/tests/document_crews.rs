@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::{Value, json};
 use troupe_testkit::{FakeServer, Reply, Request};
@@ -64,24 +62,23 @@ fn risks_for(r: &Request) -> Value {
     json!({"document": doc, "risks": risks})
 }
 
-/// contract-risk over three licences: the per-document task runs three times at once (the crew
-/// is sequential: instances of one fan-out still overlap), the register receives all three
-/// outputs, and report.md / report.json resolve and check every citation.
+/// contract-risk over three licences: the per-document task runs once per licence, the register
+/// receives all three outputs, and report.md / report.json resolve and check every citation.
+/// (That the instances run at once, even in a sequential crew, is shown in-process on the paused
+/// clock: `troupe-runtime/tests/coordinator.rs`.)
 #[test]
-fn fan_out_runs_per_document_tasks_concurrently_and_the_reduce_gets_every_output() {
+fn fan_out_runs_per_document_tasks_and_the_reduce_gets_every_output() {
     let server = FakeServer::start(contract_risk_replies);
     let (_tmp, out) = run_completed(
         &server.url,
         &repo().join("crews/contract-risk.json"),
         &["--docs", &licences()],
     );
-    // Three instances, all at once, then the register.
-    assert_eq!(server.max_concurrency(), 3);
     fan_out_checks(&server, &out);
 }
 
-/// `limits.max_parallel` caps the fan-out: two instances at a time, the third waits, and the
-/// wait is a `limit_hit` event naming the key.
+/// `limits.max_parallel` caps the fan-out: the third instance waits, and the wait is a
+/// `limit_hit` event naming the key. (How many run at once: `troupe-runtime/tests/coordinator.rs`.)
 #[test]
 fn max_parallel_caps_how_many_tasks_run_at_once() {
     let server = FakeServer::start(contract_risk_replies);
@@ -91,7 +88,11 @@ fn max_parallel_caps_how_many_tasks_run_at_once() {
     crew.as_object_mut().unwrap().remove("$schema");
     let crew = crew_file(tmp.path(), "capped.json", &crew);
     let (_out_tmp, out) = run_completed(&server.url, &crew, &["--docs", &licences()]);
-    assert_eq!(server.max_concurrency(), 2);
+    assert!(
+        server.max_concurrency() <= 2,
+        "{}",
+        server.max_concurrency()
+    );
     let ev = events(&out);
     let hits: Vec<_> = of_type(&ev, "limit_hit")
         .into_iter()
@@ -105,7 +106,7 @@ fn max_parallel_caps_how_many_tasks_run_at_once() {
 
 fn contract_risk_replies(r: &Request) -> Reply {
     if r.is("Contract analyst") {
-        Reply::text(&risks_for(r).to_string()).after(Duration::from_millis(400))
+        Reply::text(&risks_for(r).to_string())
     } else if r.is("Risk manager") {
         // Cite the first risk of each document as the findings gave it.
         let mut body =

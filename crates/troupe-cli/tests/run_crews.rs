@@ -121,15 +121,16 @@ fn sequential_crew_with_tool_use_and_a_review_that_asks_for_one_revision() {
     assert!(err.contains("completed in"), "{err}");
 }
 
-/// In a parallel crew the two independent analyses are in flight at the same time, and the editor
-/// gets both.
+/// The parallel example crew runs end to end and the editor gets both analyses. That the
+/// analyses run at the same time is shown in-process on tokio's paused clock
+/// (`troupe-runtime/tests/coordinator.rs`), not by timing replies here.
 #[test]
-fn parallel_crew_runs_independent_tasks_concurrently() {
+fn parallel_crew_runs_and_the_editor_gets_both_analyses() {
     let server = FakeServer::start(|r| {
         if r.is("Market analyst") {
-            Reply::text("MARKET NOTES").after(Duration::from_millis(400))
+            Reply::text("MARKET NOTES")
         } else if r.is("Risk analyst") {
-            Reply::text("RISK NOTES").after(Duration::from_millis(400))
+            Reply::text("RISK NOTES")
         } else {
             Reply::text(&format!("BRIEFING from: {}", r.task()))
         }
@@ -143,7 +144,6 @@ fn parallel_crew_runs_independent_tasks_concurrently() {
         &["--quiet"],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(server.max_concurrency(), 2, "the two analyses overlapped");
     let briefing = std::fs::read_to_string(out.join("briefing.md")).unwrap();
     assert!(
         briefing.contains("MARKET NOTES") && briefing.contains("RISK NOTES"),
@@ -153,24 +153,6 @@ fn parallel_crew_runs_independent_tasks_concurrently() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("▸"), "{err}");
     assert!(err.contains("3/3 task(s) completed"), "{err}");
-}
-
-/// A sequential crew never overlaps tasks, even independent ones.
-#[test]
-fn sequential_crew_runs_one_task_at_a_time() {
-    let server = FakeServer::start(|_| Reply::text("done").after(Duration::from_millis(100)));
-    let tmp = tempfile::tempdir().unwrap();
-    let mut crew: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("crews/parallel-briefing.json")).unwrap(),
-    )
-    .unwrap();
-    crew["process"] = json!("sequential");
-    crew.as_object_mut().unwrap().remove("$schema");
-    let path = crew_file(tmp.path(), "seq.json", &crew);
-    let o = run_crew(&server.url, &path, &tmp.path().join("out"), &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(server.max_concurrency(), 1);
-    assert_eq!(server.requests().len(), 3);
 }
 
 /// Hierarchical: the manager delegates, rejects one result, re-assigns, accepts.
@@ -556,13 +538,12 @@ fn interrupt_keeps_finished_outputs_and_records_the_interruption() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the second task's model call is in flight.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Wait until the second task's model call is in flight: a bounded number of polls, not a
+    // timing assertion.
+    let mut polls = 0;
     while server.requests().len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "second task never started"
-        );
+        polls += 1;
+        assert!(polls < 1000, "second task never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = std::process::Command::new("kill")
@@ -581,29 +562,6 @@ fn interrupt_keeps_finished_outputs_and_records_the_interruption() {
     assert_eq!(task(&run, "first")["status"], "completed");
     assert_eq!(task(&run, "second")["status"], "cancelled");
     assert_eq!(events(&out).last().unwrap()["status"], "interrupted");
-}
-
-/// A task that runs past `task_timeout_s` is cut off with its latest version kept.
-#[test]
-fn task_timeout_ends_the_task() {
-    let server = FakeServer::start(|_| Reply::text("slow").after(Duration::from_secs(20)));
-    let tmp = tempfile::tempdir().unwrap();
-    let crew = json!({
-        "name": "slow",
-        "llm": {"model": "m"},
-        "agents": [{"id": "a", "role": "Solo", "goal": "g"}],
-        "tasks": [{"id": "t", "agent": "a", "description": "d", "limits": {"task_timeout_s": 0.5}}]
-    });
-    let path = crew_file(tmp.path(), "c.json", &crew);
-    let out = tmp.path().join("out");
-    let o = run_crew(&server.url, &path, &out, &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let run = read_json(&out.join("run.json"));
-    assert_eq!(task(&run, "t")["status"], "failed");
-    assert_eq!(task(&run, "t")["limit"], "limits.task_timeout_s");
-    let ev = events(&out);
-    let limit = of_type(&ev, "limit_hit");
-    assert_eq!(limit[0]["key"], "limits.task_timeout_s");
 }
 
 /// Without an endpoint or a key, the run refuses to start and says how to fix it.
@@ -625,16 +583,16 @@ fn missing_api_key_is_a_user_error_with_a_hint() {
     assert!(err.contains("research-report.json:"), "{err}");
 }
 
-/// One agent owning two independent tasks in a parallel crew works both at once, each with its
-/// own conversation (CrewAI crashes on this, crewAIInc/crewAI#7332).
+/// One agent owning two independent tasks in a parallel crew keeps their conversations apart
+/// (CrewAI crashes on this, crewAIInc/crewAI#7332). That both run at once is shown in-process on
+/// the paused clock (`troupe-runtime/tests/coordinator.rs`).
 #[test]
-fn one_agent_holds_two_tasks_at_once_without_mixing_them() {
+fn one_agent_with_two_tasks_keeps_their_conversations_apart() {
     let server = FakeServer::start(|r| {
         let t = r.task();
         let which = if t.contains("ALPHA") { "alpha" } else { "beta" };
         if r.tool_results().is_empty() {
             Reply::tool_call("text.stats", &format!(r#"{{"text": "{which}"}}"#))
-                .after(Duration::from_millis(300))
         } else {
             // the tool result in this conversation must be its own task's
             let own = r
@@ -659,44 +617,12 @@ fn one_agent_holds_two_tasks_at_once_without_mixing_them() {
     let out = tmp.path().join("out");
     let o = run_crew(&server.url, &path, &out, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(server.max_concurrency(), 2);
     let run = read_json(&out.join("run.json"));
     assert_eq!(
         task(&run, "alpha")["output"],
         "alpha done, own history: true"
     );
     assert_eq!(task(&run, "beta")["output"], "beta done, own history: true");
-}
-
-/// `requests_per_minute` spaces every agent's calls to the endpoint.
-#[test]
-fn requests_per_minute_spaces_calls() {
-    let server = FakeServer::start(|_| Reply::text("x"));
-    let tmp = tempfile::tempdir().unwrap();
-    let crew = json!({
-        "name": "rpm",
-        "llm": {"model": "m", "requests_per_minute": 300},
-        "agents": [{"id": "a", "role": "A", "goal": "g"}, {"id": "b", "role": "B", "goal": "g"}],
-        "tasks": [
-            {"id": "t1", "agent": "a", "description": "1"},
-            {"id": "t2", "agent": "b", "description": "2"},
-            {"id": "t3", "agent": "a", "description": "3"}
-        ],
-        "process": "parallel"
-    });
-    let path = crew_file(tmp.path(), "c.json", &crew);
-    let out = tmp.path().join("out");
-    let o = run_crew(&server.url, &path, &out, &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    // 300/min = one every 200 ms: three calls span at least 400 ms of the run's clock.
-    let ev = events(&out);
-    let req_times: Vec<u64> = of_type(&ev, "llm_response")
-        .iter()
-        .map(|e| e["elapsed_ms"].as_u64().unwrap())
-        .collect();
-    assert_eq!(req_times.len(), 3);
-    let span = req_times.iter().max().unwrap() - req_times.iter().min().unwrap();
-    assert!(span >= 390, "calls were not spaced: {req_times:?}");
 }
 
 /// An answer cut off at the token cap is not silent: an event names the key that sets the cap.

@@ -84,9 +84,9 @@ pub fn document_text(corpus: &Corpus, doc: &Document, budget: usize, query: &str
         .collect();
     let total: usize = cost.iter().sum();
     let mut keep = vec![true; chunks.len()];
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
     if total > budget {
         let scores = corpus.relevance(doc, query).unwrap_or_default();
-        let mut order: Vec<usize> = (0..chunks.len()).collect();
         // Most relevant first; among equals, earlier chunks (definitions, parties) first.
         order.sort_by(|&a, &b| {
             let (sa, sb) = (
@@ -96,15 +96,31 @@ pub fn document_text(corpus: &Corpus, doc: &Document, budget: usize, query: &str
             sb.total_cmp(&sa).then(a.cmp(&b))
         });
         keep = vec![false; chunks.len()];
-        // Room for the note about what was left out.
+        // Room for the notes about what was left out; checked on the text below.
         let mut used = 40;
-        for i in order {
+        for &i in &order {
             if used + cost[i] <= budget {
                 keep[i] = true;
                 used += cost[i];
             }
         }
     }
+    // The notes list every chunk left out, so they can cost more than the room kept for them:
+    // the least relevant chunk kept goes too, until the text as sent fits.
+    loop {
+        let text = render_document(corpus, doc, &keep);
+        if text.tokens <= budget {
+            return text;
+        }
+        match order.iter().rev().find(|&&i| keep[i]) {
+            Some(&i) => keep[i] = false,
+            None => return text,
+        }
+    }
+}
+
+fn render_document(corpus: &Corpus, doc: &Document, keep: &[bool]) -> DocText {
+    let chunks = corpus.chunks_of(doc);
     let mut text = String::new();
     let mut shown_to = 0;
     let mut dropped = Vec::new();

@@ -169,3 +169,56 @@ impl ModelFactory for ProviderFactory {
         Ok(model)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(model: &str, base_url: &str, rpm: Option<u32>) -> LlmSettings {
+        LlmSettings {
+            provider: "openai".into(),
+            model: model.into(),
+            base_url: Some(base_url.into()),
+            api_key_env: "OPENAI_API_KEY".into(),
+            temperature: None,
+            max_tokens: None,
+            context_window: None,
+            timeout: std::time::Duration::from_secs(5),
+            max_attempts: 1,
+            requests_per_minute: rpm,
+            max_response_kb: None,
+            input_cost_per_mtok: None,
+            output_cost_per_mtok: None,
+        }
+    }
+
+    /// `requests_per_minute` is the endpoint's: agents on one endpoint share one limiter, even
+    /// with different models or answer caps; another endpoint has its own. (The limiter's
+    /// spacing is timed on tokio's paused clock in `troupe-llm`'s `retry` tests.)
+    #[test]
+    fn agents_on_one_endpoint_share_its_rate_limiter() {
+        let factory = ProviderFactory::new(|_| None);
+        let a = settings("m1", "http://127.0.0.1:9/v1", Some(300));
+        let b = LlmSettings {
+            max_tokens: Some(64),
+            ..settings("m2", "http://127.0.0.1:9/v1", Some(300))
+        };
+        let other = settings("m1", "http://127.0.0.1:10/v1", Some(300));
+        let unlimited = settings("m3", "http://127.0.0.1:9/v1", None);
+        for s in [&a, &b, &other, &unlimited] {
+            factory.model(s).unwrap();
+        }
+        let limiters = factory.limiters.lock().unwrap();
+        let mut keys: Vec<&String> = limiters.keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "http://127.0.0.1:10/v1|OPENAI_API_KEY|300",
+                "http://127.0.0.1:9/v1|OPENAI_API_KEY|300"
+            ]
+        );
+        // Four settings, four models (they differ), but two limiters.
+        assert_eq!(factory.models.lock().unwrap().len(), 4);
+    }
+}
