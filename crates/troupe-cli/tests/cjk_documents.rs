@@ -64,11 +64,13 @@ fn no_request_over_a_chinese_document_exceeds_the_window() {
     let doc = std::fs::read_to_string(policy()).unwrap();
     // A long answer in Chinese: the policy's first 1 500 characters, as a model might quote it.
     let long_answer: String = doc.chars().take(1500).collect();
+    // The summary is the report's body: it states one cited sentence of the policy.
+    let cited = cited_statement(&policy());
     let server = FakeServer::start(move |r| {
         if r.is("Compliance analyst") {
             Reply::text(&long_answer)
         } else {
-            Reply::text("摘要：保存期限届满后应当删除个人信息。")
+            Reply::text(&cited)
         }
     });
     let tmp = tempfile::tempdir().unwrap();

@@ -297,7 +297,25 @@ fn echoes(text: &str, prompt: &[&str]) -> bool {
             seen.insert(g.join(" "));
         }
     }
-    let grams: Vec<String> = own.windows(SHINGLE).map(|g| g.join(" ")).collect();
+    // Restating a quote is not echoing: 6-grams of the body's own quotations are neutral.
+    let quoted: std::collections::HashSet<String> = citations::markers(text)
+        .iter()
+        .filter_map(|m| m.quote.as_deref())
+        .flat_map(|q| {
+            words(q)
+                .windows(SHINGLE)
+                .map(|g| g.join(" "))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let grams: Vec<String> = own
+        .windows(SHINGLE)
+        .map(|g| g.join(" "))
+        .filter(|g| !quoted.contains(g))
+        .collect();
+    if grams.is_empty() {
+        return false;
+    }
     let copied = grams.iter().filter(|g| seen.contains(*g)).count();
     copied * 2 >= grams.len()
 }

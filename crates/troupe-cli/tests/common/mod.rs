@@ -118,8 +118,8 @@ pub fn cited_statement(spec: &Path) -> String {
     let chunk = &corpus.chunks()[0];
     let text = corpus.chunk_text(chunk);
     let quote: String = text
-        .split(['.', '\n'])
-        .find(|s| s.split_whitespace().count() >= 4)
+        .split(['.', '\n', '。'])
+        .find(|s| s.split_whitespace().count() >= 4 || s.trim().chars().count() >= 12)
         .unwrap_or(text)
         .split_whitespace()
         .collect::<Vec<_>>()
