@@ -488,17 +488,7 @@ impl Driver<'_> {
                 crate::citations::problems(&failed)
             }
             _ => {
-                let prompt: Vec<&str> = outcome
-                    .messages
-                    .iter()
-                    .filter_map(|m| match m {
-                        Message::System { content } | Message::User { content } => {
-                            Some(content.as_str())
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let g = crate::grounding::check(corpus, text, &prompt);
+                let g = crate::grounding::check_answer(corpus, text, &outcome.messages);
                 if g.passed() { Vec::new() } else { g.problems() }
             }
         }

@@ -465,17 +465,7 @@ fn cite_again(
             )
         }
         _ => {
-            let prompt: Vec<&str> = job
-                .messages
-                .iter()
-                .filter_map(|m| match m {
-                    Message::System { content } | Message::User { content } => {
-                        Some(content.as_str())
-                    }
-                    _ => None,
-                })
-                .collect();
-            let g = grounding::check(corpus, text, &prompt);
+            let g = grounding::check_answer(corpus, text, &job.messages);
             *rounds += 1;
             let t = g.tally();
             ctx.events.emit(EventKind::StatementsChecked {

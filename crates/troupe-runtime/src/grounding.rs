@@ -272,6 +272,21 @@ pub fn check(corpus: &Corpus, text: &str, prompt: &[&str]) -> Grounding {
     }
 }
 
+/// Checks an agent's answer `text` given the conversation that produced it: what it was told
+/// (system and user turns) is its prompt.
+pub fn check_answer(corpus: &Corpus, text: &str, messages: &[troupe_llm::Message]) -> Grounding {
+    let prompt: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| match m {
+            troupe_llm::Message::System { content } | troupe_llm::Message::User { content } => {
+                Some(content.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    check(corpus, text, &prompt)
+}
+
 /// Word 6-grams: a body of which at least half the 6-grams outside quotations appear, outside
 /// quotations, in its prompt is repeating the prompt, not reporting.
 const SHINGLE: usize = 6;
