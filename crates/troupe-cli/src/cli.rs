@@ -87,6 +87,17 @@ pub struct InputArgs {
     pub input_files: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct DocArgs {
+    /// Documents to work on: files, directories (read recursively) or globs; txt, Markdown, HTML
+    /// and PDF. Repeatable. Replaces the crew file's `documents.paths`
+    #[arg(long = "docs", short = 'd', value_name = "PATH", num_args = 1..)]
+    pub docs: Vec<String>,
+    /// Leave out documents that cannot be read (each is reported) instead of failing
+    #[arg(long)]
+    pub skip_unreadable: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The crew file (JSON)
@@ -96,13 +107,8 @@ pub struct RunArgs {
     /// Output directory [default: runs/<crew name>]
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Documents to work on: files, directories (read recursively) or globs; txt, Markdown, HTML
-    /// and PDF. Repeatable. Replaces the crew file's `documents.paths`
-    #[arg(long = "docs", short = 'd', value_name = "PATH", num_args = 1..)]
-    pub docs: Vec<String>,
-    /// Leave out documents that cannot be read (each is reported) instead of failing
-    #[arg(long)]
-    pub skip_unreadable: bool,
+    #[command(flatten)]
+    pub docs: DocArgs,
     /// Print no progress, only the final summary and errors
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -123,6 +129,9 @@ pub struct ValidateArgs {
     pub crew: PathBuf,
     #[command(flatten)]
     pub inputs: InputArgs,
+    /// The documents the run will get (`--docs`), checked as `run` checks them
+    #[command(flatten)]
+    pub docs: DocArgs,
 }
 
 #[derive(Args, Debug)]

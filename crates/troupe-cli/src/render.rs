@@ -245,6 +245,14 @@ impl Renderer {
                 "  ! {}{message}",
                 task.as_ref().map(|t| format!("[{t}] ")).unwrap_or_default()
             ),
+            EventKind::ModelFallback {
+                agent,
+                requested,
+                used,
+                reason,
+            } => format!(
+                "  ! agent `{agent}` runs on the embedded model `{used}`, not `{requested}`: {reason}"
+            ),
             EventKind::TaskFinished {
                 task,
                 status,

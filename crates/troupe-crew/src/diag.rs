@@ -130,11 +130,42 @@ pub struct Source {
 }
 
 impl Source {
+    /// A byte-order mark (which some editors write at the start of a UTF-8 file) is not part
+    /// of the text: it is dropped here, so that every layer sees the JSON itself.
     pub fn new(file: impl AsRef<Path>, text: String) -> Arc<Self> {
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
         Arc::new(Self {
             file: file.as_ref().to_path_buf(),
             text,
         })
+    }
+
+    /// 1-based line and column (in characters) of a byte offset of the text.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        line_col(&self.text, offset)
+    }
+
+    /// A diagnostic at a byte offset of the text, for a place the path alone does not find
+    /// (the second of two duplicate keys).
+    pub fn diagnostic_at_offset(
+        &self,
+        offset: usize,
+        path: &JsonPath,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Diagnostic {
+        let (line, column) = line_col(&self.text, offset);
+        Diagnostic {
+            file: self.file.clone(),
+            line,
+            column,
+            path: path.to_string(),
+            message: message.into(),
+            hint,
+        }
     }
 
     /// A diagnostic at `path` (the nearest existing ancestor when `path` itself is absent).

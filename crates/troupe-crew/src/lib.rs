@@ -5,6 +5,8 @@
 //! Layout:
 //! - [`wire`]: the JSON as written (serde + schemars; unknown keys are errors);
 //! - [`schema`]: the JSON Schema generated from the wire types (`troupe schema`);
+//! - [`shape`]: what the schema finds, said with key, reason and hint; duplicate keys; the
+//!   repairs that let the checks of meaning run past shape errors;
 //! - [`validate`]: text → [`model::Crew`], collecting every problem as a located [`Diagnostic`];
 //! - [`model`]: the validated crew the runtime consumes;
 //! - [`template`]: `{placeholder}` inputs;
@@ -13,6 +15,7 @@
 pub mod diag;
 pub mod model;
 pub mod schema;
+pub mod shape;
 pub mod template;
 pub mod validate;
 pub mod wire;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diag::Source;
-pub use crate::wire::{ForEach, OnFailure, OnUnreadable, Process, RepeatPolicy};
+pub use crate::wire::{ForEach, OnFailure, OnUnreadable, Process, Provider, RepeatPolicy};
 
 /// A crew ready to run.
 #[derive(Debug, Clone)]
@@ -113,8 +113,9 @@ pub struct Agent {
 /// Merged model settings of one agent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LlmSettings {
-    /// `openai`, `local`, or `auto` (the runtime decides from the environment).
-    pub provider: String,
+    /// As the crew names it; `None`: not named (see [`crate::wire::LlmSpec::provider`]). The
+    /// runtime decides from the environment for `None` and `auto`.
+    pub provider: Option<Provider>,
     pub model: String,
     pub base_url: Option<String>,
     pub api_key_env: String,
@@ -128,6 +129,13 @@ pub struct LlmSettings {
     pub max_response_kb: Option<u32>,
     pub input_cost_per_mtok: Option<f64>,
     pub output_cost_per_mtok: Option<f64>,
+}
+
+/// Whether a model name is a GGUF file (a path ending in `.gguf`), as opposed to a name an
+/// endpoint or the models directory knows. A `/` alone does not make a path:
+/// `Qwen/Qwen2.5-7B-Instruct` is a model name.
+pub fn is_gguf(model: &str) -> bool {
+    model.len() > 5 && model[model.len() - 5..].eq_ignore_ascii_case(".gguf")
 }
 
 /// A task with its templates filled.

@@ -63,6 +63,37 @@ pub fn keys_at(path: &JsonPath) -> Vec<String> {
     keys
 }
 
+/// The JSON type the schema gives the value at `path` (`"string"`, `"array"`, …; `null` left
+/// out of optional values), for stand-in values.
+pub fn type_at(path: &JsonPath) -> Option<String> {
+    let root = crew_schema();
+    let mut nodes = vec![root];
+    for seg in &path.0 {
+        nodes = nodes
+            .iter()
+            .flat_map(|n| branches(root, n))
+            .filter_map(|node| match seg {
+                Seg::Key(k) => node.get("properties").and_then(|p| p.get(k)),
+                Seg::Index(_) => node.get("items"),
+            })
+            .collect();
+    }
+    nodes
+        .iter()
+        .flat_map(|n| branches(root, n))
+        .find_map(|n| match n.get("type") {
+            Some(Value::String(t)) if t != "null" => Some(t.clone()),
+            Some(Value::Array(ts)) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|t| *t != "null")
+                .map(String::from),
+            _ if n.get("properties").is_some() => Some("object".into()),
+            _ if n.get("enum").is_some() => Some("string".into()),
+            _ => None,
+        })
+}
+
 /// The string values (`enum` / `const`) the schema allows at `path`, for "did you mean".
 pub fn values_at(path: &JsonPath) -> Vec<String> {
     let root = crew_schema();
@@ -126,6 +157,14 @@ mod tests {
         let keys = keys_at(&JsonPath::root().key("tasks").index(2).key("review"));
         assert!(keys.contains(&"max_rounds".to_string()), "{keys:?}");
         assert!(keys_at(&JsonPath::root()).contains(&"process".to_string()));
+        assert_eq!(
+            type_at(&JsonPath::root().key("agents")).as_deref(),
+            Some("array")
+        );
+        let role = JsonPath::root().key("agents").index(3).key("role");
+        assert_eq!(type_at(&role).as_deref(), Some("string"));
+        let limits = JsonPath::root().key("limits").key("max_iterations");
+        assert_eq!(type_at(&limits).as_deref(), Some("integer"));
         assert_eq!(
             values_at(&JsonPath::root().key("process")),
             vec!["hierarchical", "parallel", "sequential"]

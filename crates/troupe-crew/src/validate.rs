@@ -10,15 +10,9 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, JsonPath, Source, Target, did_you_mean, list};
 use crate::model::*;
-use crate::schema::{crew_validator, keys_at, values_at};
+use crate::shape;
 use crate::template;
 use crate::wire::{self, AgentLimitsSpec, CrewFile, LimitsSpec, LlmSpec};
-
-/// Providers a crew can name. Without one, the runtime picks `openai` when an endpoint is
-/// configured (`llm.base_url`, `OPENAI_BASE_URL` or the API key variable) and `local` otherwise.
-pub const PROVIDERS: &[&str] = &["openai", "local"];
-/// `provider` when the crew names none.
-pub const AUTO: &str = "auto";
 
 /// Output files Troupe writes itself in every run (`report.json` is also reserved in a run with
 /// documents, which only the runtime knows for sure: `--docs` may add them).
@@ -119,15 +113,32 @@ pub enum LoadError {
         file: PathBuf,
         error: std::io::Error,
     },
+    #[error("{}:{line}:{column}: the crew file is not UTF-8 text\n  hint: save it as UTF-8 (JSON files are UTF-8); the byte here belongs to another encoding", file.display())]
+    NotUtf8 {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+    },
     #[error(transparent)]
     Invalid(#[from] Diagnostics),
 }
 
 /// Reads and validates a crew file, filling its templates with `inputs` over the file's own `inputs`.
 pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Io {
+    let bytes = std::fs::read(path).map_err(|error| LoadError::Io {
         file: path.to_path_buf(),
         error,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let valid = std::str::from_utf8(valid).unwrap_or_default();
+        let line = valid.matches('\n').count() + 1;
+        let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        LoadError::NotUtf8 {
+            file: path.to_path_buf(),
+            line,
+            column,
+        }
     })?;
     let dir = path
         .parent()
@@ -136,34 +147,60 @@ pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, Load
     parse(Source::new(path, text), dir, inputs).map_err(LoadError::Invalid)
 }
 
-/// Validates crew-file text already in memory.
+/// Validates crew-file text already in memory: syntax, then shape and meaning in one pass, so
+/// that every problem is reported at once (a misspelt key does not hide an unknown agent).
+/// This is the one validation of a crew file: `troupe validate`, `troupe run` and the runtime's
+/// own set-up checks all start here.
 pub fn parse(
     source: Arc<Source>,
     dir: PathBuf,
     inputs: &BTreeMap<String, String>,
 ) -> Result<Crew, Diagnostics> {
-    let value: Value = match serde_json::from_str(&source.text) {
+    let mut value: Value = match serde_json::from_str(&source.text) {
         Ok(v) => v,
         Err(e) => return Err(Diagnostics(vec![syntax_error(&source, &e)])),
     };
-    let shape = shape_errors(&source, &value);
-    if !shape.is_empty() {
-        return Err(Diagnostics(shape));
-    }
+    let mut errors = shape::duplicate_keys(&source);
+    let shape = shape::check(&source, &mut value);
+    errors.extend(shape.diagnostics.iter().cloned());
     let file: CrewFile = match serde_path_to_error::deserialize(&value) {
         Ok(f) => f,
+        // The schema and the wire types are generated from one another, so this is rare (a
+        // number too large for its type); when the repairs could not make the file readable,
+        // the shape errors are all there is to say.
         Err(e) => {
-            let path = JsonPath::from_pointer(&pointer_of(e.path()));
-            let d = source.diagnostic(&path, Target::Value, e.inner().to_string(), None);
-            return Err(Diagnostics(vec![d]));
+            if errors.is_empty() {
+                let path = JsonPath::from_pointer(&pointer_of(e.path()));
+                errors.push(source.diagnostic(
+                    &path,
+                    Target::Value,
+                    format!("`{path}`: {}", e.inner()),
+                    Some("`troupe schema` prints the type and range each key accepts".into()),
+                ));
+            }
+            return Err(sorted(errors));
         }
     };
-    Checker {
+    let checked = Checker {
         source: &source,
         dir: dir.clone(),
         errors: Vec::new(),
     }
-    .check(&file, dir, inputs)
+    .check(&file, dir, inputs);
+    match checked {
+        Ok(crew) if errors.is_empty() => Ok(crew),
+        Ok(_) => Err(sorted(errors)),
+        Err(meaning) => {
+            errors.extend(meaning.0.into_iter().filter(|d| !shape.covers(&d.path)));
+            Err(sorted(errors))
+        }
+    }
+}
+
+/// In the order of the file, as an editor lists them.
+fn sorted(mut errors: Vec<Diagnostic>) -> Diagnostics {
+    errors.sort_by_key(|d| (d.line, d.column));
+    Diagnostics(errors)
 }
 
 fn pointer_of(path: &serde_path_to_error::Path) -> String {
@@ -230,144 +267,6 @@ fn comma_before(text: &str, line: usize, column: usize) -> Option<(usize, usize)
     Some((l, c))
 }
 
-/// Structural errors: unknown keys, missing keys, wrong types — all of them, from the JSON Schema.
-fn shape_errors(source: &Source, value: &Value) -> Vec<Diagnostic> {
-    use jsonschema::error::ValidationErrorKind as K;
-    let validator = match crew_validator() {
-        Ok(v) => v,
-        Err(e) => {
-            return vec![source.diagnostic(
-                &JsonPath::root(),
-                Target::Value,
-                format!("internal error: the crew schema does not compile: {e}"),
-                None,
-            )];
-        }
-    };
-    let mut out = Vec::new();
-    for err in validator.iter_errors(value) {
-        let path = JsonPath::from_pointer(err.instance_path().as_str());
-        match err.kind() {
-            K::AdditionalProperties { unexpected } => {
-                let allowed = keys_at(&path);
-                for key in unexpected {
-                    let hint = did_you_mean(key, allowed.iter().map(String::as_str))
-                        .unwrap_or_else(|| format!("allowed keys here: {}", list(&allowed)));
-                    out.push(source.diagnostic(
-                        &path.key(key),
-                        Target::Key,
-                        format!("unknown key `{key}`"),
-                        Some(hint),
-                    ));
-                }
-            }
-            K::Required { property } => {
-                let key = property.as_str().unwrap_or_default();
-                out.push(source.diagnostic(
-                    &path,
-                    Target::Value,
-                    format!("missing required key `{key}`"),
-                    Some(format!("add `\"{key}\": …` to this object")),
-                ));
-            }
-            K::Type { kind } => {
-                let expected = type_name(kind);
-                out.push(source.diagnostic(
-                    &path,
-                    Target::Value,
-                    format!(
-                        "wrong type: expected {expected}, found {}",
-                        json_type(err.instance())
-                    ),
-                    Some(format!("write this value as {expected}")),
-                ));
-            }
-            K::Enum { options } => {
-                let opts: Vec<&str> = options
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                let found = err.instance().as_str().unwrap_or_default().to_string();
-                let hint = did_you_mean(&found, opts.iter().copied())
-                    .unwrap_or_else(|| format!("use one of {}", list(&opts)));
-                out.push(source.diagnostic(
-                    &path,
-                    Target::Value,
-                    format!("`{found}` is not an allowed value"),
-                    Some(hint),
-                ));
-            }
-            K::OneOfNotValid { .. } | K::AnyOf { .. } if err.instance().is_string() => {
-                let allowed = values_at(&path);
-                let found = err.instance().as_str().unwrap_or_default().to_string();
-                let hint = did_you_mean(&found, allowed.iter().map(String::as_str))
-                    .unwrap_or_else(|| format!("use one of {}", list(&allowed)));
-                out.push(source.diagnostic(
-                    &path,
-                    Target::Value,
-                    format!("`{found}` is not an allowed value"),
-                    Some(hint),
-                ));
-            }
-            _ => out.push(source.diagnostic(&path, Target::Value, err.to_string(), None)),
-        }
-    }
-    // "missing `role`" beside "unknown key `rol`, did you mean `role`?" says the same thing twice.
-    let typos: Vec<(String, String)> = out
-        .iter()
-        .filter_map(|d| {
-            let key = d
-                .hint
-                .as_ref()?
-                .strip_prefix("did you mean `")?
-                .strip_suffix("`?")?;
-            let parent = d.path.rsplit_once('.').map_or("(top level)", |(p, _)| p);
-            Some((parent.to_string(), key.to_string()))
-        })
-        .collect();
-    out.retain(|d| {
-        !typos.iter().any(|(parent, key)| {
-            d.path == *parent && d.message == format!("missing required key `{key}`")
-        })
-    });
-    out
-}
-
-fn type_name(kind: &jsonschema::error::TypeKind) -> String {
-    use jsonschema::error::TypeKind;
-    let article = |t: String| match t.as_str() {
-        "object" | "array" | "integer" => format!("an {t}"),
-        "null" => t,
-        _ => format!("a {t}"),
-    };
-    match kind {
-        TypeKind::Single(t) => article(t.to_string()),
-        TypeKind::Multiple(ts) => {
-            let names: Vec<String> = ts
-                .iter()
-                .map(|t| t.to_string())
-                .filter(|t| t != "null")
-                .collect();
-            names
-                .into_iter()
-                .map(article)
-                .collect::<Vec<_>>()
-                .join(" or ")
-        }
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 struct Checker<'a> {
     source: &'a Source,
     dir: PathBuf,
@@ -379,11 +278,18 @@ fn root() -> JsonPath {
 }
 
 impl Checker<'_> {
+    /// Records a problem once (a crew-wide value merged into every agent is one mistake).
     fn err(&mut self, path: JsonPath, message: impl Into<String>, hint: impl Into<String>) {
-        self.errors.push(
-            self.source
-                .diagnostic(&path, Target::Value, message, Some(hint.into())),
-        );
+        let d = self
+            .source
+            .diagnostic(&path, Target::Value, message, Some(hint.into()));
+        if !self
+            .errors
+            .iter()
+            .any(|e| e.path == d.path && e.message == d.message)
+        {
+            self.errors.push(d);
+        }
     }
 
     fn check(
@@ -514,6 +420,10 @@ impl Checker<'_> {
             }),
             (None, _) => None,
         };
+
+        if let Some(max) = file.limits.as_ref().and_then(|l| l.max_cost_usd) {
+            self.check_cost_limit(max, agents.iter().chain(manager.iter()));
+        }
 
         let mut tasks = Vec::new();
         for (i, spec) in file.tasks.iter().enumerate() {
@@ -930,32 +840,29 @@ impl Checker<'_> {
                 a.$f.clone().or_else(|| c.$f.clone())
             };
         }
-        let provider = pick!(provider).unwrap_or_else(|| AUTO.into());
-        if provider != AUTO && !PROVIDERS.contains(&provider.as_str()) {
-            let at = if agent.is_some_and(|a| a.provider.is_some()) {
-                path.key("llm").key("provider")
-            } else {
-                root().key("llm").key("provider")
+        // Where a merged value was written: the agent's `llm`, else the crew's (so that a crew-wide
+        // mistake is reported once, at its place, not once per agent).
+        macro_rules! at {
+            ($f:ident) => {
+                if a.$f.is_some() {
+                    path.key("llm").key(stringify!($f))
+                } else {
+                    root().key("llm").key(stringify!($f))
+                }
             };
-            self.err(
-                at,
-                format!("unknown provider `{provider}`"),
-                format!(
-                    "supported providers: {}; `openai` reaches any OpenAI-compatible server through `base_url`, `local` runs a GGUF model in-process",
-                    list(PROVIDERS)
-                ),
-            );
         }
+        let provider = pick!(provider);
         let mut model = pick!(model).unwrap_or_default();
-        if model.is_empty() && provider == "openai" {
+        if model.is_empty() && provider == Some(Provider::Openai) {
             self.err(
                 root().key("llm"),
                 format!("no model is set for agent `{agent_id}`"),
                 "set `\"llm\": {\"model\": \"gpt-4o-mini\"}` on the crew (or on the agent)",
             );
         }
-        // A local model given as a relative path is relative to the crew file.
-        if provider != "openai" && (model.ends_with(".gguf") || model.contains('/')) {
+        // A GGUF file given as a relative path is relative to the crew file. Any other name,
+        // `/` or not, is a model's name (`Qwen/Qwen2.5-7B-Instruct`).
+        if provider != Some(Provider::Openai) && is_gguf(&model) {
             let p = Path::new(&model);
             if p.is_relative() {
                 model = self.dir.join(p).display().to_string();
@@ -964,7 +871,7 @@ impl Checker<'_> {
         let timeout_s = pick!(timeout_s).unwrap_or(120.0);
         if timeout_s.is_nan() || timeout_s <= 0.0 || timeout_s > 86_400.0 {
             self.err(
-                path.key("llm").key("timeout_s"),
+                at!(timeout_s),
                 format!("`timeout_s` must be between 0 and 86400 seconds, found {timeout_s}"),
                 "use a positive number of seconds, e.g. 120",
             );
@@ -972,7 +879,7 @@ impl Checker<'_> {
         let max_attempts = pick!(max_attempts).unwrap_or(4);
         if max_attempts == 0 {
             self.err(
-                path.key("llm").key("max_attempts"),
+                at!(max_attempts),
                 "`max_attempts` is 0: no request would be sent",
                 "use at least 1 (1 = no retries)",
             );
@@ -981,7 +888,7 @@ impl Checker<'_> {
             && window < MIN_CONTEXT_WINDOW.max(max.unwrap_or(0).saturating_add(256))
         {
             self.err(
-                path.key("llm").key("context_window"),
+                at!(context_window),
                 format!("`context_window` is {window} tokens: too small for a prompt and an answer"),
                 format!(
                     "use the model's real window (at least {MIN_CONTEXT_WINDOW}, and more than `max_tokens` + 256)"
@@ -990,7 +897,7 @@ impl Checker<'_> {
         }
         if pick!(requests_per_minute) == Some(0) {
             self.err(
-                path.key("llm").key("requests_per_minute"),
+                at!(requests_per_minute),
                 "`requests_per_minute` is 0: no request would be sent",
                 "use a positive number, or remove the key for no rate limit",
             );
@@ -999,10 +906,32 @@ impl Checker<'_> {
             && !(1..=MAX_RESPONSE_KB).contains(&kb)
         {
             self.err(
-                path.key("llm").key("max_response_kb"),
+                at!(max_response_kb),
                 format!("`max_response_kb` is {kb}: it must be between 1 and {MAX_RESPONSE_KB} (1 GiB)"),
                 "remove the key for the default (derived from `max_tokens`), or give the size in KiB, e.g. 4096",
             );
+        }
+        for (key, price, at) in [
+            (
+                "input_cost_per_mtok",
+                pick!(input_cost_per_mtok),
+                at!(input_cost_per_mtok),
+            ),
+            (
+                "output_cost_per_mtok",
+                pick!(output_cost_per_mtok),
+                at!(output_cost_per_mtok),
+            ),
+        ] {
+            if let Some(p) = price
+                && (!p.is_finite() || p < 0.0)
+            {
+                self.err(
+                    at,
+                    format!("`{key}` is {p}: a price is a number of US dollars, 0 or more"),
+                    "give the price per million tokens, e.g. 0.15",
+                );
+            }
         }
         LlmSettings {
             provider,
@@ -1081,6 +1010,37 @@ impl Checker<'_> {
             max_parallel: s.max_parallel.unwrap_or(DEFAULT_MAX_PARALLEL) as usize,
             on_failure: s.on_failure.unwrap_or(OnFailure::Stop),
             on_limit: s.on_limit.unwrap_or(OnFailure::Continue),
+        }
+    }
+
+    /// `limits.max_cost_usd` can only fire when every agent that may call a paid API has prices:
+    /// a cost that is never counted is a limit that never fires.
+    fn check_cost_limit<'b>(&mut self, max: f64, agents: impl Iterator<Item = &'b Agent>) {
+        let at = root().key("limits").key("max_cost_usd");
+        if !max.is_finite() || max <= 0.0 {
+            self.err(
+                at,
+                format!("`max_cost_usd` is {max}: it must be a positive number of US dollars"),
+                "give the most the run may spend, e.g. 0.50, or remove the key for no cost limit",
+            );
+            return;
+        }
+        let unpriced: Vec<&str> = agents
+            .filter(|a| a.llm.provider != Some(Provider::Local))
+            .filter(|a| a.llm.input_cost_per_mtok.is_none() || a.llm.output_cost_per_mtok.is_none())
+            .map(|a| a.id.as_str())
+            .collect();
+        if !unpriced.is_empty() {
+            self.err(
+                at,
+                format!(
+                    "`max_cost_usd` is set, but {} {} no prices: {} cost cannot be counted, so the limit would never fire",
+                    list(&unpriced),
+                    if unpriced.len() == 1 { "has" } else { "have" },
+                    if unpriced.len() == 1 { "its" } else { "their" },
+                ),
+                "set `llm.input_cost_per_mtok` and `llm.output_cost_per_mtok` (USD per million tokens, e.g. 0.15 and 0.60 for gpt-4o-mini) on the crew or the agent, or cap the run with `limits.max_tokens` instead",
+            );
         }
     }
 

@@ -180,13 +180,16 @@ pub enum Process {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LlmSpec {
-    /// `openai` (any OpenAI-compatible API: OpenAI, Ollama, vLLM, llama.cpp server, LM Studio, …)
-    /// or `local` (a GGUF model run in-process). Absent: `openai` when an endpoint is configured
-    /// (`base_url`, `OPENAI_BASE_URL` or the API key variable), else `local`.
+    /// Which provider serves the model. Absent: `openai` when an endpoint is configured
+    /// (`base_url`, `OPENAI_BASE_URL` or the API key variable), else the embedded model — but
+    /// only for a model it has (a GGUF file, an installed name, or none named): an API model
+    /// name with no endpoint is an error, never a silent stand-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    /// Model name as the endpoint knows it (`gpt-4o-mini`), or for `local` a GGUF path or a name in
-    /// `$TROUPE_MODELS_DIR` (default `~/.cache/troupe/models`). Absent for `local`: the default model.
+    pub provider: Option<Provider>,
+    /// Model name as the endpoint knows it (`gpt-4o-mini`, `Qwen/Qwen2.5-7B-Instruct`: a name,
+    /// even with a `/`), or for `local` a GGUF file (a path ending in `.gguf`, relative to the
+    /// crew file) or a name in `$TROUPE_MODELS_DIR` (default `~/.cache/troupe/models`). Absent
+    /// for `local`: the default model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// API base URL, e.g. `http://localhost:11434/v1`. Default: `$OPENAI_BASE_URL`, else OpenAI.
@@ -304,6 +307,29 @@ pub struct ReviewSpec {
     /// What the reviewer checks, added to its instructions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub criteria: Option<String>,
+}
+
+/// The provider of an agent's model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Any OpenAI-compatible API: OpenAI, Ollama, vLLM, llama.cpp server, LM Studio, …
+    Openai,
+    /// A GGUF model run in-process (llama.cpp).
+    Local,
+    /// `openai` when an endpoint is configured, else the embedded model, standing in for a
+    /// model it does not have (with a `model_fallback` event saying so).
+    Auto,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::Local => "local",
+            Self::Auto => "auto",
+        }
+    }
 }
 
 /// What to do when the same tool is called with the same arguments again and again.

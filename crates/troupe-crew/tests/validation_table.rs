@@ -240,7 +240,7 @@ const CASES: &[Case] = &[
         expect: (
             r#""documents""#,
             "tasks[0].for_each",
-            "`documents` is not an allowed value",
+            "unknown value `documents` for `for_each`",
             "did you mean `document`?",
         ),
     },
@@ -262,7 +262,7 @@ const CASES: &[Case] = &[
         expect: (
             r#""hierachical""#,
             "process",
-            "`hierachical` is not an allowed value",
+            "unknown value `hierachical` for `process`",
             "did you mean `hierarchical`?",
         ),
     },
@@ -328,8 +328,85 @@ const CASES: &[Case] = &[
         expect: (
             r#""anthropic""#,
             "llm.provider",
-            "unknown provider `anthropic`",
-            "supported providers: `openai`",
+            "unknown value `anthropic` for `provider`",
+            "use one of `auto`, `local`, `openai`",
+        ),
+    },
+    Case {
+        name: "a negative limit names its key and why",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "limits": {"max_iterations": -1},"#,
+        expect: (
+            "-1}",
+            "limits.max_iterations",
+            "`max_iterations` is -1: it must be at least 0",
+            "use a value of 0 or more",
+        ),
+    },
+    Case {
+        name: "a fractional count names its key and why",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "limits": {"max_parallel": 2.5},"#,
+        expect: (
+            "2.5}",
+            "limits.max_parallel",
+            "`max_parallel` is 2.5: it must be a whole number",
+            "e.g. 3",
+        ),
+    },
+    Case {
+        name: "a negative optional agent limit is found inside its anyOf",
+        from: r#""role": "W", "goal": "G""#,
+        to: r#""role": "W", "goal": "G", "limits": {"max_output_retries": -2}"#,
+        expect: (
+            "-2}",
+            "agents[1].limits.max_output_retries",
+            "`max_output_retries` is -2",
+            "0 or more",
+        ),
+    },
+    Case {
+        name: "a key written twice",
+        from: r#""llm": { "model": "m" },"#,
+        to: r#""llm": { "model": "m", "model": "gpt-4o" },"#,
+        expect: (
+            r#""model": "gpt-4o""#,
+            "llm.model",
+            "duplicate key `model` (first written on line 3)",
+            "JSON keeps only one of them",
+        ),
+    },
+    Case {
+        name: "a cost limit without prices would never fire",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "limits": {"max_cost_usd": 0.5},"#,
+        expect: (
+            "0.5}",
+            "limits.max_cost_usd",
+            "`max_cost_usd` is set, but `researcher`, `writer` have no prices",
+            "input_cost_per_mtok",
+        ),
+    },
+    Case {
+        name: "a negative price",
+        from: r#""llm": { "model": "m" },"#,
+        to: r#""llm": { "model": "m", "input_cost_per_mtok": -1, "output_cost_per_mtok": 1 },"#,
+        expect: (
+            "-1,",
+            "llm.input_cost_per_mtok",
+            "`input_cost_per_mtok` is -1",
+            "per million tokens",
+        ),
+    },
+    Case {
+        name: "a wrong type names the key",
+        from: r#""role": "W", "goal": "G""#,
+        to: r#""role": "W", "goal": "G", "tools": "text.stats""#,
+        expect: (
+            r#""text.stats""#,
+            "agents[1].tools",
+            "`tools` has the wrong type: expected an array, found a string",
+            "write this value as an array",
         ),
     },
     Case {
@@ -423,6 +500,130 @@ fn every_problem_is_reported_not_only_the_first() {
             .as_deref()
             .unwrap()
             .contains("inputs given: `a`")
+    );
+}
+
+/// The issue's example: a misspelt key, an unknown agent, a cycle and a missing input are four
+/// problems, reported together (a shape error used to hide the other three).
+#[test]
+fn shape_errors_do_not_hide_the_others() {
+    let text = BASE
+        .replacen(
+            r#""name": "t","#,
+            r#""name": "t", "process": "parallel","#,
+            1,
+        )
+        .replacen(r#""role": "R""#, r#""rol": "R""#, 1)
+        .replacen(r#""agent": "writer""#, r#""agent": "nobody""#, 1)
+        .replacen(
+            r#""description": "Research" }"#,
+            r#""description": "Research {topic}", "context": ["write"] }"#,
+            1,
+        );
+    let found = problems(&text, &[]);
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "unknown key `rol`",
+            "placeholder `{topic}` has no input",
+            "unknown agent `nobody`",
+            "dependency cycle: research → write → research",
+        ],
+        "{found:#?}"
+    );
+    assert_eq!(found[0].hint.as_deref(), Some("did you mean `role`?"));
+    assert!(found.iter().all(|d| d.hint.is_some()), "{found:#?}");
+}
+
+/// A stand-in value filled in for a missing or mistyped key is never itself reported.
+#[test]
+fn stand_ins_are_not_reported() {
+    let text = BASE.replacen(r#""id": "writer", "#, "", 1).replacen(
+        r#""goal": "G" },"#,
+        r#""goal": 7 },"#,
+        1,
+    );
+    let found = problems(&text, &[]);
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages.contains(&"missing required key `id`"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"`goal` has the wrong type: expected a string, found a number"),
+        "{messages:?}"
+    );
+    // Not "agent id `` is not a valid id": that id was made up to go on checking.
+    assert!(
+        !messages.iter().any(|m| m.contains("is not a valid id")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_not_an_error() {
+    let text = format!("\u{feff}{BASE}");
+    assert!(
+        problems(&text, &[]).is_empty(),
+        "{:#?}",
+        problems(&text, &[])
+    );
+    // Places are still right after it.
+    let broken = format!(
+        "\u{feff}{}",
+        BASE.replacen(r#""agent": "writer""#, r#""agent": "x""#, 1)
+    );
+    let found = problems(&broken, &[]);
+    let (line, col) = position_of(&broken[3..], r#""x""#);
+    assert_eq!((found[0].line, found[0].column), (line, col), "{found:#?}");
+}
+
+/// `openai/gpt-4o-mini` and `Qwen/Qwen2.5-7B-Instruct` are model names; only a `.gguf` file is
+/// a path (relative to the crew file).
+#[test]
+fn a_model_name_with_a_slash_is_a_name() {
+    for name in ["Qwen/Qwen2.5-7B-Instruct", "openai/gpt-4o-mini"] {
+        let text = BASE.replacen(r#""model": "m""#, &format!(r#""model": "{name}""#), 1);
+        let crew = troupe_crew::parse(
+            Source::new("crew.json", text),
+            "crews".into(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(crew.agents[0].llm.model, name);
+    }
+    let text = BASE.replacen(r#""model": "m""#, r#""model": "models/tiny.gguf""#, 1);
+    let crew = troupe_crew::parse(
+        Source::new("crew.json", text),
+        "crews".into(),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(crew.agents[0].llm.model, "crews/models/tiny.gguf");
+}
+
+#[test]
+fn a_cost_limit_with_prices_or_a_local_model_is_fine() {
+    let priced = BASE.replacen(
+        r#""llm": { "model": "m" },"#,
+        r#""llm": { "model": "m", "input_cost_per_mtok": 0.15, "output_cost_per_mtok": 0.6 }, "limits": {"max_cost_usd": 0.5},"#,
+        1,
+    );
+    assert!(
+        problems(&priced, &[]).is_empty(),
+        "{:#?}",
+        problems(&priced, &[])
+    );
+    let local = BASE.replacen(
+        r#""llm": { "model": "m" },"#,
+        r#""llm": { "provider": "local" }, "limits": {"max_cost_usd": 0.5},"#,
+        1,
+    );
+    assert!(
+        problems(&local, &[]).is_empty(),
+        "{:#?}",
+        problems(&local, &[])
     );
 }
 

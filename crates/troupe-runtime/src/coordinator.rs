@@ -14,21 +14,19 @@ use dashmap::DashMap;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use troupe_crew::{Crew, Diagnostic, Diagnostics, JsonPath, OnFailure, Process, Target};
+use troupe_crew::{Crew, Diagnostics, OnFailure, Process};
 
 use troupe_docs::Corpus;
 
 use crate::agent::AgentHandle;
 use crate::budget;
-use crate::docs_tools;
 use crate::driver::{self, Progress, RunCtx};
 use crate::events::{Event, EventKind, Events, ms};
 use crate::executor::AgentCtx;
-use crate::fanout;
 use crate::ledger::Ledger;
 use crate::models::ModelFactory;
 use crate::outdir::{self, OutDir, OutDirError};
-use crate::plugins;
+use crate::prepare;
 use crate::record::{self, RunRecord, TaskRecord, TaskStatus};
 use crate::report;
 use crate::tool::ToolRegistry;
@@ -118,66 +116,30 @@ pub async fn run(
     opts: RunOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunReport, RunError> {
-    let mut crew = crew;
     let corpus = opts.documents.as_ref().map(|d| d.corpus.clone());
-    fanout::expand(&mut crew, corpus.as_deref()).map_err(Diagnostics)?;
-    let problems = outdir::check_output_files(&crew, corpus.is_some());
-    if !problems.is_empty() {
-        return Err(Diagnostics(problems).into());
-    }
-    let crew = Arc::new(crew);
+    let (events, rx) = Events::channel();
+    let prepared =
+        prepare::prepare(crew, &*opts.models, opts.tools, corpus.clone(), &events).await?;
+    let crew = Arc::new(prepared.crew);
     let out = opts.out_dir.clone();
     let outdir = Arc::new(OutDir::open(&out)?);
-    let (events, rx) = Events::channel();
-    let mut tools = opts.tools;
-    if let Some(c) = &corpus {
-        docs_tools::register(&mut tools, c);
-    }
-    let loaded = plugins::load(&crew, corpus.clone(), &events)
-        .await
-        .map_err(Diagnostics)?;
-    plugins::register(&mut tools, &loaded, &events);
-
-    // Resolve every agent's model and tools before anything runs: these are user errors.
+    // The checks above are the same as `troupe validate`'s; building a model (loading a GGUF
+    // file) can still fail, rarely (a corrupt file).
     let mut problems = Vec::new();
     let mut setup = Vec::new();
-    for agent in crew.agents.iter().chain(crew.manager.iter()) {
-        let at = agent.index.map_or(JsonPath::root(), |i| {
-            JsonPath::root().key("agents").index(i)
-        });
-        let model = match opts.models.model(&agent.llm) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                let (message, hint) = match e {
-                    troupe_llm::LlmError::Config { message, hint } => (message, Some(hint)),
-                    other => (other.to_string(), None),
-                };
-                problems.push(crew.source.diagnostic(
-                    &at.key("llm"),
-                    Target::Value,
-                    format!("agent `{}`: {message}", agent.id),
-                    hint,
-                ));
-                None
-            }
-        };
-        let tools = match tools.resolve(&agent.tools) {
-            Ok(t) => Some(t),
-            Err(bad) => {
-                problems.push(unknown_tool(&crew, agent, &bad, &tools));
-                None
-            }
-        };
-        setup.push((agent.clone(), model, tools));
+    for (agent, tools) in prepared.agents {
+        match opts.models.model(&agent.llm) {
+            Ok(model) => setup.push((agent, model, tools)),
+            Err(e) => problems.push(prepare::model_problem(&crew, &agent, e)),
+        }
     }
-    // Plugin tools hold an event sender: the registry must not outlive the agents, or the event
-    // pump would wait for it forever.
-    drop(tools);
-    // The same endpoint misconfiguration is reported once, not once per agent.
-    problems.dedup_by(|a, b| a.message.split(':').nth(1) == b.message.split(':').nth(1));
     if !problems.is_empty() {
         return Err(Diagnostics(problems).into());
     }
+    let fallbacks = prepared.fallbacks;
+    // Plugin tools hold an event sender: nothing of the set-up may outlive the agents, or the
+    // event pump would wait for it forever.
+    drop(prepared.plugins);
 
     let events_file = outdir
         .create_log(outdir::EVENTS_FILE)
@@ -194,9 +156,6 @@ pub async fn run(
     let mut agents = HashMap::new();
     let mut manager = None;
     for (agent, model, tools) in setup {
-        let (Some(model), Some(tools)) = (model, tools) else {
-            continue;
-        };
         let is_manager = crew.manager.as_ref().is_some_and(|m| m.id == agent.id);
         let window = budget::window(&agent, model.as_ref());
         let handle = AgentHandle::spawn(
@@ -238,6 +197,14 @@ pub async fn run(
         agents: crew.agents.len(),
         out_dir: out.display().to_string(),
     });
+    for (agent, f) in fallbacks {
+        events.emit(EventKind::ModelFallback {
+            agent,
+            requested: f.requested,
+            used: f.used,
+            reason: f.reason,
+        });
+    }
     if let Some(d) = &opts.documents {
         events.emit(EventKind::DocumentsLoaded {
             documents: d.corpus.documents().len(),
@@ -326,54 +293,6 @@ pub async fn run(
         out_dir: out,
         report: report_checks,
     })
-}
-
-/// One diagnostic per agent whose `tools` name a tool that does not exist.
-pub fn check_tools(crew: &Crew, tools: &ToolRegistry) -> Vec<Diagnostic> {
-    crew.agents
-        .iter()
-        .filter_map(|a| {
-            tools
-                .resolve(&a.tools)
-                .err()
-                .map(|bad| unknown_tool(crew, a, &bad, tools))
-        })
-        .collect()
-}
-
-fn unknown_tool(
-    crew: &Crew,
-    agent: &troupe_crew::Agent,
-    bad: &str,
-    tools: &ToolRegistry,
-) -> Diagnostic {
-    let j = agent.tools.iter().position(|t| t == bad).unwrap_or(0);
-    let at = agent.index.map_or(JsonPath::root(), |i| {
-        JsonPath::root()
-            .key("agents")
-            .index(i)
-            .key("tools")
-            .index(j)
-    });
-    let names: Vec<&str> = tools.names().collect();
-    let docs_hint = (bad.starts_with("docs.") && !names.iter().any(|n| n.starts_with("docs.")))
-        .then(|| {
-            "the docs.* tools exist when the run has documents: pass `--docs PATH` or add `\"documents\": {\"paths\": […]}` to the crew file".to_string()
-        });
-    let hint = docs_hint
-        .or_else(|| troupe_crew::diag::did_you_mean(bad, names.iter().copied()))
-        .unwrap_or_else(|| {
-            format!(
-                "tools available: {}; plugins add more",
-                troupe_crew::diag::list(&names)
-            )
-        });
-    crew.source.diagnostic(
-        &at,
-        Target::Value,
-        format!("agent `{}`: no tool matches `{bad}`", agent.id),
-        Some(hint),
-    )
 }
 
 fn process_name(p: Process) -> &'static str {

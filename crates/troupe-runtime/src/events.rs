@@ -198,6 +198,14 @@ pub enum EventKind {
         task: Option<String>,
         message: String,
     },
+    /// The embedded model stands in for the model an agent names: the crew asked for
+    /// `"provider": "auto"` and no endpoint is configured.
+    ModelFallback {
+        agent: String,
+        requested: String,
+        used: String,
+        reason: String,
+    },
     TaskFinished {
         task: String,
         agent: String,

@@ -19,6 +19,7 @@
 //! - [`citations`] and [`report`]: citations found and checked, `report.md` / `report.json`;
 //! - [`cited`]: the constrained writer's cited statements, rendered to Markdown;
 //! - [`grounding`]: every statement of a text output checked: cited, verified, supported;
+//! - [`prepare`]: every check before a run, at once — the one path `validate` and `run` share;
 //! - [`models`]: which model serves an agent;
 //! - [`ledger`]: tokens, calls, cost, budgets;
 //! - [`outdir`]: the output directory — locked, written beneath it only, atomically;
@@ -42,14 +43,13 @@ pub mod models;
 pub mod outdir;
 pub mod output;
 pub mod plugins;
+pub mod prepare;
 pub mod prompt;
 pub mod record;
 pub mod report;
 pub mod tool;
 
-pub use coordinator::{
-    EventSink, RunDocuments, RunError, RunOptions, RunReport, RunStatus, check_tools, run,
-};
+pub use coordinator::{EventSink, RunDocuments, RunError, RunOptions, RunReport, RunStatus, run};
 pub use events::{Event, EventKind};
 pub use tool::{Tool, ToolError, ToolRegistry};
 

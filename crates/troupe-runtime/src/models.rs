@@ -2,9 +2,10 @@
 //! agents whose endpoint settings are the same (one connection pool, one rate limiter).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use troupe_crew::LlmSettings;
+use troupe_crew::{LlmSettings, Provider};
 use troupe_llm::openai::{DEFAULT_BASE_URL, OpenAiConfig, OpenAiModel};
 use troupe_llm::retry::{RateLimiter, RetryPolicy};
 use troupe_llm::{ChatModel, LlmError};
@@ -12,6 +13,32 @@ use troupe_llm::{ChatModel, LlmError};
 /// Makes the model for a set of settings.
 pub trait ModelFactory: Send + Sync {
     fn model(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError>;
+
+    /// Whether [`ModelFactory::model`] would succeed, decided without building anything (no
+    /// model is loaded, no endpoint contacted), and whether another model stands in for the one
+    /// named. `troupe validate` and the start of a run ask this, so that both give the same
+    /// answer. The default builds the model: right for factories whose models are cheap.
+    fn check(&self, llm: &LlmSettings) -> Result<Option<Fallback>, LlmError> {
+        self.model(llm).map(|_| None)
+    }
+}
+
+/// The embedded model standing in for the model a crew named, because the crew asked for
+/// `"provider": "auto"` and no endpoint is configured: said in a `model_fallback` event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Fallback {
+    pub requested: String,
+    pub used: String,
+    pub reason: String,
+}
+
+/// Where an agent's model comes from.
+enum Which {
+    /// An OpenAI-compatible endpoint: the settings with the model filled in, the base URL and
+    /// the key.
+    Api(LlmSettings, String, Option<String>),
+    /// A GGUF file run in-process.
+    Local(PathBuf),
 }
 
 /// The environment variable that overrides the default API base URL.
@@ -46,55 +73,70 @@ impl ProviderFactory {
 }
 
 impl ProviderFactory {
-    /// `openai` or `local` for these settings: an explicit provider wins; otherwise `openai` when
-    /// an endpoint is configured, else the embedded model.
-    pub fn provider_for(&self, llm: &LlmSettings) -> &'static str {
-        match llm.provider.as_str() {
-            "openai" => "openai",
-            "local" => "local",
-            _ if llm.base_url.is_some()
-                || (self.env)(OPENAI_BASE_URL).is_some()
-                || (self.env)(&llm.api_key_env).is_some() =>
-            {
-                "openai"
+    /// Whether an OpenAI-compatible endpoint is configured for these settings.
+    fn endpoint(&self, llm: &LlmSettings) -> bool {
+        llm.base_url.is_some()
+            || (self.env)(OPENAI_BASE_URL).is_some()
+            || (self.env)(&llm.api_key_env).is_some()
+    }
+
+    /// What serves these settings. An explicit provider wins. Without one: a GGUF file runs
+    /// in-process; otherwise an endpoint, when one is configured; otherwise the embedded model,
+    /// but only for a model it has (none named, or an installed name). An API model name with
+    /// nowhere to send it is an error: the crew would silently run on another model.
+    /// `"provider": "auto"` asks for that stand-in, and gets it with a [`Fallback`].
+    fn resolve(&self, llm: &LlmSettings) -> Result<(Which, Option<Fallback>), LlmError> {
+        let gguf = troupe_crew::is_gguf(&llm.model);
+        match llm.provider {
+            Some(Provider::Openai) => Ok((self.api(llm)?, None)),
+            Some(Provider::Local) => Ok((Which::Local(self.local_file(&llm.model)?), None)),
+            None | Some(Provider::Auto) if gguf => {
+                Ok((Which::Local(self.local_file(&llm.model)?), None))
             }
-            _ => "local",
+            None | Some(Provider::Auto) if self.endpoint(llm) => Ok((self.api(llm)?, None)),
+            _ if llm.model.is_empty() => Ok((Which::Local(self.local_file("")?), None)),
+            None => match self.local_file(&llm.model) {
+                Ok(path) => Ok((Which::Local(path), None)),
+                Err(_) => Err(LlmError::Config {
+                    message: format!(
+                        "model `{}` is not a local model, and no endpoint is configured: `{}` is not set, nor `llm.base_url` or `{OPENAI_BASE_URL}`",
+                        llm.model, llm.api_key_env
+                    ),
+                    hint: format!(
+                        "export {}=… (or point `llm.base_url` at an OpenAI-compatible server, e.g. Ollama's `http://localhost:11434/v1`); to run on the embedded model instead, remove `model` or set `\"provider\": \"local\"`, or set `\"provider\": \"auto\"` to let it stand in whenever no endpoint is configured",
+                        llm.api_key_env
+                    ),
+                }),
+            },
+            Some(Provider::Auto) => match self.local_file(&llm.model) {
+                Ok(path) => Ok((Which::Local(path), None)),
+                Err(_) => {
+                    let path = self.local_file("")?;
+                    let used = path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |n| n.to_string_lossy().into(),
+                    );
+                    Ok((
+                        Which::Local(path),
+                        Some(Fallback {
+                            requested: llm.model.clone(),
+                            used,
+                            reason: format!(
+                                "`\"provider\": \"auto\"` and no endpoint is configured (`{}` is not set, nor `llm.base_url` or `{OPENAI_BASE_URL}`)",
+                                llm.api_key_env
+                            ),
+                        }),
+                    ))
+                }
+            },
         }
     }
 
-    #[cfg(feature = "local")]
-    fn local(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
-        use troupe_llm::local::{LocalModel, models_dir, resolve};
-        let dir = models_dir(&*self.env);
-        let path = match resolve(&llm.model, &dir) {
-            // Without an explicit provider, an API model name (e.g. `gpt-4o-mini`) is not a GGUF:
-            // the default local model stands in for it.
-            Err(_) if llm.provider != "local" && !llm.model.ends_with(".gguf") => {
-                resolve("", &dir)?
-            }
-            other => other?,
-        };
-        Ok(LocalModel::shared(&path)?)
-    }
-
-    #[cfg(not(feature = "local"))]
-    fn local(&self, _: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
-        Err(LlmError::Config {
-            message: "this build of Troupe has no embedded model".into(),
-            hint: "rebuild with the `local` feature, or set `OPENAI_API_KEY` / `OPENAI_BASE_URL`"
-                .into(),
-        })
-    }
-}
-
-impl ModelFactory for ProviderFactory {
-    fn model(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
-        if self.provider_for(llm) == "local" {
-            return self.local(llm);
-        }
+    /// The endpoint's settings, or why they are not enough.
+    fn api(&self, llm: &LlmSettings) -> Result<Which, LlmError> {
         // A crew written for the embedded model names none: `OPENAI_MODEL` picks the API's.
-        let env_model;
-        let llm = if llm.model.is_empty() {
+        let mut llm = llm.clone();
+        if llm.model.is_empty() {
             let Some(model) = (self.env)(OPENAI_MODEL) else {
                 return Err(LlmError::Config {
                     message: "no model is set for the OpenAI-compatible endpoint".into(),
@@ -103,14 +145,8 @@ impl ModelFactory for ProviderFactory {
                     ),
                 });
             };
-            env_model = LlmSettings {
-                model,
-                ..llm.clone()
-            };
-            &env_model
-        } else {
-            llm
-        };
+            llm.model = model;
+        }
         let base_url = llm
             .base_url
             .clone()
@@ -130,6 +166,43 @@ impl ModelFactory for ProviderFactory {
                 ),
             });
         }
+        Ok(Which::Api(llm, base_url, api_key))
+    }
+
+    #[cfg(feature = "local")]
+    fn local_file(&self, model: &str) -> Result<PathBuf, LlmError> {
+        use troupe_llm::local::{models_dir, resolve};
+        resolve(model, &models_dir(&*self.env))
+    }
+
+    #[cfg(not(feature = "local"))]
+    fn local_file(&self, _: &str) -> Result<PathBuf, LlmError> {
+        Err(LlmError::Config {
+            message: "this build of Troupe has no embedded model".into(),
+            hint: "rebuild with the `local` feature, or set `OPENAI_API_KEY` / `OPENAI_BASE_URL`"
+                .into(),
+        })
+    }
+
+    #[cfg(feature = "local")]
+    fn load(path: &std::path::Path) -> Result<Arc<dyn ChatModel>, LlmError> {
+        Ok(troupe_llm::local::LocalModel::shared(path)?)
+    }
+
+    #[cfg(not(feature = "local"))]
+    fn load(_: &std::path::Path) -> Result<Arc<dyn ChatModel>, LlmError> {
+        Err(LlmError::Config {
+            message: "this build of Troupe has no embedded model".into(),
+            hint: "rebuild with the `local` feature".into(),
+        })
+    }
+
+    fn build_api(
+        &self,
+        llm: &LlmSettings,
+        base_url: String,
+        api_key: Option<String>,
+    ) -> Result<Arc<dyn ChatModel>, LlmError> {
         let key = format!(
             "{base_url}|{}|{}|{:?}|{}|{:?}|{:?}|{:?}",
             llm.model,
@@ -170,13 +243,26 @@ impl ModelFactory for ProviderFactory {
     }
 }
 
+impl ModelFactory for ProviderFactory {
+    fn model(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
+        match self.resolve(llm)?.0 {
+            Which::Local(path) => Self::load(&path),
+            Which::Api(llm, base_url, api_key) => self.build_api(&llm, base_url, api_key),
+        }
+    }
+
+    fn check(&self, llm: &LlmSettings) -> Result<Option<Fallback>, LlmError> {
+        self.resolve(llm).map(|(_, fallback)| fallback)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn settings(model: &str, base_url: &str, rpm: Option<u32>) -> LlmSettings {
         LlmSettings {
-            provider: "openai".into(),
+            provider: Some(Provider::Openai),
             model: model.into(),
             base_url: Some(base_url.into()),
             api_key_env: "OPENAI_API_KEY".into(),

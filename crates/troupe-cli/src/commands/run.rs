@@ -23,7 +23,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))?;
-    let documents = super::load_documents(&args.docs, args.skip_unreadable, &crew)?;
+    let documents = super::load_documents(&args.docs.docs, args.docs.skip_unreadable, &crew)?;
     let mut renderer = Renderer::new(args.quiet, args.events);
     let opts = RunOptions {
         out_dir: out,
