@@ -143,3 +143,52 @@ fn document_review_runs_offline_on_the_embedded_model() {
     // One review round, decided by the checks or by the reviewer.
     assert_eq!(of_type(&ev, "review_verdict").len(), 1);
 }
+
+/// `"provider": "auto"` asks for the embedded model to stand in for an API model when no
+/// endpoint is configured: `validate` warns, and the run says so in a `model_fallback` event.
+#[test]
+fn provider_auto_lets_the_embedded_model_stand_in_and_says_so() {
+    if !model_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let crew = serde_json::json!({
+        "name": "x", "llm": {"provider": "auto", "model": "gpt-4o-mini", "max_tokens": 16},
+        "agents": [{"id": "a", "role": "Greeter", "goal": "Greet"}],
+        "tasks": [{"id": "t", "agent": "a", "description": "Say hello in three words."}]
+    });
+    let path = crew_file(tmp.path(), "c.json", &crew);
+    let troupe = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"));
+        c.env_remove("OPENAI_API_KEY").env_remove("OPENAI_BASE_URL");
+        c
+    };
+    let o = troupe().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: agent `a` names model `gpt-4o-mini`; the embedded model `gemma-3-270m-q4_k_m.gguf` stands in for it"),
+        "{err}"
+    );
+    let out = tmp.path().join("out");
+    let o = troupe()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let events = events(&out);
+    let fallback = of_type(&events, "model_fallback");
+    assert_eq!(fallback.len(), 1, "{events:#?}");
+    assert_eq!(fallback[0]["agent"], "a");
+    assert_eq!(fallback[0]["requested"], "gpt-4o-mini");
+    assert_eq!(fallback[0]["used"], "gemma-3-270m-q4_k_m.gguf");
+    let requests = of_type(&events, "llm_request");
+    assert!(!requests.is_empty());
+    for r in requests {
+        let model = r["model"].as_str().unwrap();
+        assert!(model.contains("gemma"), "{model}");
+    }
+}

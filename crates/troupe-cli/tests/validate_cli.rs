@@ -61,7 +61,9 @@ fn validate_accepts_the_example_crews() {
         "hierarchical-team",
         "structured-extraction",
     ] {
+        // These crews name an API model: validate checks, as run does, that it can be reached.
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+            .env("OPENAI_API_KEY", "sk-test")
             .arg("validate")
             .arg(repo().join(format!("crews/{crew}.json")))
             .output()
@@ -69,6 +71,69 @@ fn validate_accepts_the_example_crews() {
         assert_eq!(o.status.code(), Some(0), "{crew}: {}", text(&o));
         assert!(String::from_utf8_lossy(&o.stdout).contains("ok"));
     }
+}
+
+/// A crew that names `gpt-4o-mini` and finds no key does not quietly run on the embedded
+/// model: `validate` and `run` both refuse it, saying how to give it an endpoint or how to ask
+/// for the stand-in. Nothing runs.
+#[test]
+fn an_api_model_without_an_endpoint_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let crew = json!({
+        "name": "x", "llm": {"model": "gpt-4o-mini"},
+        "agents": [{"id": "a", "role": "R", "goal": "G"}],
+        "tasks": [{"id": "t", "agent": "a", "description": "Say hello"}]
+    });
+    let path = crew_file(tmp.path(), "c.json", &crew);
+    let out = tmp.path().join("out");
+    for args in [
+        vec!["validate"],
+        vec!["run", "--out", out.to_str().unwrap()],
+    ] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .args(&args)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("agent `a`: model `gpt-4o-mini` is not a local model, and no endpoint is configured: `OPENAI_API_KEY` is not set"),
+            "{err}"
+        );
+        assert!(err.contains("hint: export OPENAI_API_KEY="), "{err}");
+        assert!(err.contains(r#"`"provider": "auto"`"#), "{err}");
+    }
+    assert!(!out.join("run.json").exists(), "nothing may run");
+}
+
+#[test]
+fn a_bom_and_duplicate_keys_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("c.json");
+    std::fs::write(
+        &path,
+        "\u{feff}{\n  \"name\": \"x\",\n  \"agents\": [{\"id\": \"a\", \"role\": \"R\", \"goal\": \"G\", \"goal\": \"H\"}],\n  \"tasks\": [{\"id\": \"t\", \"agent\": \"a\", \"description\": \"D\"}]\n}\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_troupe"))
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("c.json:3:52: duplicate key `goal` (first written on line 3)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("expected value"),
+        "the BOM is not a syntax error: {err}"
+    );
+    assert!(err.contains("1 error in the crew file"), "{err}");
 }
 
 #[test]

@@ -307,4 +307,106 @@ mod tests {
         // Four settings, four models (they differ), but two limiters.
         assert_eq!(factory.models.lock().unwrap().len(), 4);
     }
+
+    /// A factory over a fake environment whose models directory holds the default model.
+    fn factory(vars: &[(&str, &str)]) -> (tempfile::TempDir, ProviderFactory) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gemma-3-270m-q4_k_m.gguf"), b"GGUF").unwrap();
+        std::fs::write(dir.path().join("installed.gguf"), b"GGUF").unwrap();
+        let mut env: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.insert("TROUPE_MODELS_DIR".into(), dir.path().display().to_string());
+        (dir, ProviderFactory::new(move |k| env.get(k).cloned()))
+    }
+
+    fn named(provider: Option<Provider>, model: &str) -> LlmSettings {
+        LlmSettings {
+            provider,
+            base_url: None,
+            ..settings(model, "", None)
+        }
+    }
+
+    fn which(f: &ProviderFactory, llm: &LlmSettings) -> Result<String, String> {
+        match f.resolve(llm) {
+            Ok((Which::Api(l, url, _), fb)) => Ok(format!("api {} at {url} {fb:?}", l.model)),
+            Ok((Which::Local(p), fb)) => Ok(format!(
+                "local {} {fb:?}",
+                p.file_name().unwrap().to_string_lossy()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[cfg(feature = "local")]
+    #[test]
+    fn the_model_a_crew_runs_on_is_the_one_it_names() {
+        let (_d, offline) = factory(&[]);
+        let (_d2, keyed) = factory(&[("OPENAI_API_KEY", "sk-x")]);
+        // An API model name with nowhere to send it: an error, not the embedded model.
+        let e = which(&offline, &named(None, "gpt-4o-mini")).unwrap_err();
+        assert!(
+            e.contains("model `gpt-4o-mini` is not a local model"),
+            "{e}"
+        );
+        // Asked for, the stand-in comes with the reason.
+        let got = which(&offline, &named(Some(Provider::Auto), "gpt-4o-mini")).unwrap();
+        assert!(
+            got.starts_with(
+                "local gemma-3-270m-q4_k_m.gguf Some(Fallback { requested: \"gpt-4o-mini\""
+            ),
+            "{got}"
+        );
+        // No model named, or an installed one: the embedded model, no stand-in.
+        assert_eq!(
+            which(&offline, &named(None, "")).unwrap(),
+            "local gemma-3-270m-q4_k_m.gguf None"
+        );
+        assert_eq!(
+            which(&offline, &named(None, "installed")).unwrap(),
+            "local installed.gguf None"
+        );
+        assert_eq!(
+            which(&offline, &named(Some(Provider::Auto), "")).unwrap(),
+            "local gemma-3-270m-q4_k_m.gguf None"
+        );
+        // With a key: the API, with the name as written, `/` and all.
+        for name in [
+            "gpt-4o-mini",
+            "Qwen/Qwen2.5-7B-Instruct",
+            "openai/gpt-4o-mini",
+        ] {
+            for p in [None, Some(Provider::Auto), Some(Provider::Openai)] {
+                let got = which(&keyed, &named(p, name)).unwrap();
+                assert_eq!(got, format!("api {name} at {DEFAULT_BASE_URL} None"));
+            }
+        }
+        // A GGUF file runs locally even when an endpoint is configured; a missing one is an error.
+        let gguf = _d2.path().join("installed.gguf").display().to_string();
+        assert_eq!(
+            which(&keyed, &named(None, &gguf)).unwrap(),
+            "local installed.gguf None"
+        );
+        assert!(
+            which(&keyed, &named(None, "/nope/x.gguf"))
+                .unwrap_err()
+                .contains("not found")
+        );
+        // An explicit `local` never falls back.
+        assert!(
+            which(&offline, &named(Some(Provider::Local), "gpt-4o-mini"))
+                .unwrap_err()
+                .contains("not found")
+        );
+        // `check` says the same as `model` would, without loading anything.
+        assert!(offline.check(&named(None, "gpt-4o-mini")).is_err());
+        assert!(
+            offline
+                .check(&named(Some(Provider::Auto), "gpt-4o-mini"))
+                .unwrap()
+                .is_some()
+        );
+    }
 }
