@@ -277,7 +277,11 @@ fn apply(value: &mut Value, repair: Repair, repaired: &mut Vec<JsonPath>) -> boo
             let Some(Value::Object(obj)) = pointer_mut(value, &path) else {
                 return false;
             };
-            keys.iter().fold(false, |c, k| obj.remove(k).is_some() || c)
+            let before = obj.len();
+            for k in &keys {
+                obj.remove(k);
+            }
+            obj.len() < before
         }
         Repair::Fill(path) => {
             let Some((parent, Seg::Key(k))) = split(&path) else {

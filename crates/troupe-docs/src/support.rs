@@ -199,12 +199,50 @@ fn analyzer() -> TextAnalyzer {
         .build()
 }
 
-/// The stemmed content words of `text`, stop words left out.
+/// Whether `c` is written without spaces between words: Han, Hiragana, Katakana (and Hangul,
+/// whose words are long runs of syllables). Such runs are compared by overlapping character
+/// pairs, as search engines index them (Lucene's CJK bigrams): no dictionary, no guessing.
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF      // Hiragana, Katakana
+        | 0x3400..=0x4DBF    // Han extension A
+        | 0x4E00..=0x9FFF    // Han
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0xF900..=0xFAFF    // Han compatibility
+        | 0x20000..=0x2FFFF) // Han extensions B–F
+}
+
+/// The character pairs of a run of CJK text (the character itself when it stands alone).
+fn bigrams(run: &[char], out: &mut BTreeSet<String>) {
+    if run.len() == 1 {
+        out.insert(run[0].to_string());
+    }
+    for pair in run.windows(2) {
+        out.insert(pair.iter().collect());
+    }
+}
+
+/// The stemmed content words of `text`, stop words left out; CJK runs as character pairs.
 pub fn content_words(text: &str) -> BTreeSet<String> {
     let mut analyzer = analyzer();
     let mut out = BTreeSet::new();
+    let mut latin = String::with_capacity(text.len());
+    let mut run: Vec<char> = Vec::new();
+    for c in text.chars() {
+        if is_cjk(c) {
+            run.push(c);
+            latin.push(' ');
+        } else {
+            if !run.is_empty() {
+                bigrams(&run, &mut out);
+                run.clear();
+            }
+            latin.push(c);
+        }
+    }
+    bigrams(&run, &mut out);
     // Stop words are checked before stemming, on the lower-cased word.
-    for word in text.split(|c: char| !c.is_alphanumeric() && c != '\'') {
+    for word in latin.split(|c: char| !c.is_alphanumeric() && c != '\'') {
         let lower = word.to_lowercase();
         if lower.is_empty()
             || STOP_WORDS.contains(&lower.as_str())
@@ -229,8 +267,13 @@ fn plain_words(text: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
+/// Negations of Chinese and Japanese, found as written (no spaces to split on): 不 (not), 不得
+/// (must not), 没有/无/未 (no, none, not yet), 禁止 (prohibited); ない/ません (not).
+const CJK_NEGATIONS: &[&str] = &["不", "没有", "无", "未", "禁止", "ない", "ません"];
+
 fn negated(text: &str) -> bool {
     plain_words(text).any(|w| NEGATIONS.contains(&w.as_str()) || w.ends_with("n't"))
+        || CJK_NEGATIONS.iter().any(|n| text.contains(n))
 }
 
 const OBLIGATION: &[&str] = &[
@@ -243,11 +286,21 @@ const OBLIGATION: &[&str] = &[
 ];
 const PERMISSION: &[&str] = &["may", "can", "permitted", "allowed", "free"];
 
+/// Obligation and permission in Chinese and Japanese: 必须/应当/应/须 (must), 可以/允许/有权
+/// (may); なければならない/必要 (must), できる/よい (may).
+const CJK_OBLIGATION: &[&str] = &["必须", "应当", "应该", "须", "なければならない", "必要"];
+const CJK_PERMISSION: &[&str] = &["可以", "允许", "有权", "できる", "よい"];
+
 /// What a text says one must or may do: `(obligation, permission)`.
 fn modality(text: &str) -> (bool, bool) {
     let words: Vec<String> = plain_words(text).collect();
-    let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
-    (has(OBLIGATION), has(PERMISSION))
+    let has = |list: &[&str], cjk: &[&str]| {
+        words.iter().any(|w| list.contains(&w.as_str())) || cjk.iter().any(|m| text.contains(m))
+    };
+    (
+        has(OBLIGATION, CJK_OBLIGATION),
+        has(PERMISSION, CJK_PERMISSION),
+    )
 }
 
 /// A statement of obligation backed only by a permission, or of permission backed only by an
@@ -291,6 +344,33 @@ pub fn support(statement: &str, quote: &str) -> Support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chinese has no spaces: its statements are claims and are compared by character pairs,
+    /// with its own negations and modal verbs.
+    #[test]
+    fn chinese_statements_are_words_too() {
+        let w = content_words("本公司必须删除个人信息");
+        assert!(
+            w.contains("删除") && w.contains("个人") && w.contains("信息"),
+            "{w:?}"
+        );
+        assert!(w.len() >= 3, "a Chinese sentence makes a claim: {w:?}");
+        let quote = "本公司应当及时删除个人信息";
+        let s = support("公司必须删除个人信息", quote);
+        assert!(s.supported(), "{s:?}");
+        // "may not delete" against "must delete".
+        let s = support("公司不得删除个人信息", quote);
+        assert!(s.negation_differs && !s.supported(), "{s:?}");
+        // "may delete" against "must delete".
+        let s = support("公司可以删除个人信息", quote);
+        assert!(s.modality_differs && !s.supported(), "{s:?}");
+        // Another clause altogether.
+        let s = support("用户可以随时撤回同意", quote);
+        assert!(!s.supported(), "{s:?}");
+        // Mixed scripts: Latin words keep their stems beside the pairs.
+        let w = content_words("Troupe 删除 notices");
+        assert!(w.contains("notic") && w.contains("删除"), "{w:?}");
+    }
 
     #[test]
     fn stems_and_stop_words() {
