@@ -1,0 +1,530 @@
+//! # troupe-store
+//!
+//! The run store: every run, its tasks, its events (with their sequence numbers) and its model
+//! and tool calls, in one embedded SQLite database (WAL), so that a run outlives the process that
+//! ran it. The output directory is still written as before; the store is what `troupe runs` and
+//! `troupe show` read, and what resuming a run will read.
+//!
+//! Layout:
+//! - [`Store`]: open (creating and migrating the schema), write a run as it goes, read runs back;
+//! - [`owner`]: which process owns a live run (an OS file lock, so a run whose process is gone —
+//!   `kill -9`, a crash, a reboot — is seen as `crashed`, and two processes cannot own one run).
+//!
+//! Why `rusqlite` (with SQLite bundled): the writer is the runtime's event thread, synchronous by
+//! nature, and one connection serves it; `sqlx`'s async pool and compile-time query checks buy
+//! nothing here and cost a second async runtime's worth of dependencies. Bundling pins the SQLite
+//! version, so WAL and JSON functions behave the same on every machine.
+
+pub mod owner;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+pub use owner::Owner;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id           TEXT PRIMARY KEY,
+    parent       TEXT REFERENCES runs(id),
+    crew         TEXT NOT NULL,
+    crew_file    TEXT NOT NULL,
+    crew_text    TEXT NOT NULL,
+    crew_sha256  TEXT NOT NULL,
+    inputs       TEXT NOT NULL,
+    documents    TEXT NOT NULL,
+    out_dir      TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    owner_pid    INTEGER NOT NULL,
+    owner_host   TEXT NOT NULL,
+    started_ms   INTEGER NOT NULL,
+    finished_ms  INTEGER,
+    input_tokens  INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd     REAL,
+    ended_by     TEXT,
+    record       TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_crew ON runs(crew, started_ms);
+CREATE TABLE IF NOT EXISTS tasks (
+    run     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    key     TEXT NOT NULL,
+    ord     INTEGER NOT NULL,
+    status  TEXT NOT NULL,
+    record  TEXT NOT NULL,
+    PRIMARY KEY (run, key)
+);
+CREATE TABLE IF NOT EXISTS events (
+    run   TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq   INTEGER NOT NULL,
+    kind  TEXT NOT NULL,
+    body  TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
+);
+CREATE TABLE IF NOT EXISTS calls (
+    run            TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seq            INTEGER NOT NULL,
+    kind           TEXT NOT NULL,
+    task           TEXT,
+    agent          TEXT,
+    request_sha256 TEXT NOT NULL,
+    request        TEXT NOT NULL,
+    response       TEXT,
+    error          TEXT,
+    input_tokens   INTEGER,
+    output_tokens  INTEGER,
+    duration_ms    INTEGER NOT NULL,
+    PRIMARY KEY (run, seq)
+);
+CREATE INDEX IF NOT EXISTS calls_by_request ON calls(run, request_sha256);
+";
+
+/// Why the store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the run store `{}`: {error}\n  hint: choose another place with `--store PATH` or `TROUPE_STORE`", path.display())]
+    Open { path: PathBuf, error: String },
+    #[error("the run store `{}` was written by a newer Troupe (schema {found}, this build knows {SCHEMA_VERSION})\n  hint: upgrade Troupe, or use another store with `--store PATH`", path.display())]
+    Newer { path: PathBuf, found: i64 },
+    #[error("run store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("no run `{0}` in the store\n  hint: `troupe runs` lists the stored runs and their ids")]
+    NoSuchRun(String),
+    #[error("`{prefix}` matches {n} runs\n  hint: give more of the id (`troupe runs` lists them)")]
+    Ambiguous { prefix: String, n: usize },
+}
+
+/// A run's id: a UUIDv7, so ids sort by start time.
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// What a run is started with.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub parent: Option<&'a str>,
+    pub crew: &'a str,
+    pub crew_file: &'a str,
+    pub crew_text: &'a str,
+    pub crew_sha256: &'a str,
+    pub inputs: &'a serde_json::Value,
+    /// `[{"id": …, "sha256": …}]` of the run's documents.
+    pub documents: &'a serde_json::Value,
+    pub out_dir: &'a str,
+    pub started_ms: u64,
+}
+
+/// How a run stands, as the store says: a run recorded as running whose owner is gone is
+/// `Crashed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    Running,
+    Crashed,
+    /// Ended: `completed`, `failed`, `interrupted`, `timed_out`, `budget_exhausted`.
+    Ended(String),
+}
+
+impl Standing {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Running => "running",
+            Self::Crashed => "crashed",
+            Self::Ended(s) => s,
+        }
+    }
+}
+
+/// One stored run, as `troupe runs` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: String,
+    pub parent: Option<String>,
+    pub crew: String,
+    pub crew_file: String,
+    pub standing: Standing,
+    pub started_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub out_dir: String,
+    pub owner_pid: u32,
+    pub owner_host: String,
+    /// What ended the run when it did not complete: the limit or the error.
+    pub ended_by: Option<String>,
+}
+
+/// One stored task.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRow {
+    pub key: String,
+    pub status: String,
+    /// The task's record as `run.json` has it.
+    pub record: serde_json::Value,
+}
+
+/// One recorded model or tool call.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    pub kind: &'a str,
+    pub task: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub request_sha256: &'a str,
+    pub request: &'a str,
+    pub response: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub duration_ms: u64,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub crew: Option<String>,
+    /// `running`, `crashed`, `completed`, `failed`, …
+    pub status: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The run store.
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+/// The store's default place: `$TROUPE_STORE`, else `$XDG_DATA_HOME/troupe/runs.db`, else
+/// `~/.local/share/troupe/runs.db`.
+pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(p) = env("TROUPE_STORE") {
+        return PathBuf::from(p);
+    }
+    let data = env("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env("HOME").unwrap_or_else(|| ".".into())).join(".local/share")
+    });
+    data.join("troupe/runs.db")
+}
+
+fn millis(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (and its directory) if needed.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |error: String| StoreError::Open {
+            path: path.to_path_buf(),
+            error,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| open_err(e.to_string()))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| open_err(e.to_string()))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(open_err(format!(
+                "the database would not switch to WAL (journal mode `{mode}`)"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| open_err(e.to_string()))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a new run, owned by this process.
+    pub fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO runs (id, parent, crew, crew_file, crew_text, crew_sha256, inputs,
+                               documents, out_dir, status, owner_pid, owner_host, started_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10, ?11, ?12)",
+            params![
+                run.id,
+                run.parent,
+                run.crew,
+                run.crew_file,
+                run.crew_text,
+                run.crew_sha256,
+                run.inputs.to_string(),
+                run.documents.to_string(),
+                run.out_dir,
+                std::process::id(),
+                owner::host(),
+                sql_int(run.started_ms),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Appends events (sequence number, type, JSON body) in one transaction.
+    pub fn append_events(
+        &self,
+        run: &str,
+        events: &[(u64, &str, String)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO events (run, seq, kind, body) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (seq, kind, body) in events {
+                stmt.execute(params![run, sql_int(*seq), kind, body])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes the run's state: every task's record, the run's status, totals and `run.json`
+    /// record, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn checkpoint(
+        &self,
+        run: &str,
+        status: &str,
+        tasks: &[(&str, &str, serde_json::Value)],
+        totals: (u64, u64, Option<f64>),
+        ended_by: Option<&str>,
+        finished_ms: Option<u64>,
+        record: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO tasks (run, key, ord, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (run, key) DO UPDATE SET status = excluded.status,
+                                                     record = excluded.record",
+            )?;
+            for (ord, (key, status, record)) in tasks.iter().enumerate() {
+                stmt.execute(params![run, key, ord, status, record.to_string()])?;
+            }
+        }
+        tx.execute(
+            "UPDATE runs SET status = ?2, input_tokens = ?3, output_tokens = ?4, cost_usd = ?5,
+                             ended_by = ?6, finished_ms = ?7, record = ?8
+             WHERE id = ?1",
+            params![
+                run,
+                status,
+                sql_int(totals.0),
+                sql_int(totals.1),
+                totals.2,
+                ended_by,
+                finished_ms.map(sql_int),
+                record.to_string(),
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records one model or tool call; returns its sequence number within the run.
+    pub fn record_call(&self, run: &str, call: &Call<'_>) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let seq: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM calls WHERE run = ?1",
+            [run],
+            |r| r.get(0),
+        )?;
+        conn.execute(
+            "INSERT INTO calls (run, seq, kind, task, agent, request_sha256, request, response,
+                                error, input_tokens, output_tokens, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                run,
+                seq,
+                call.kind,
+                call.task,
+                call.agent,
+                call.request_sha256,
+                call.request,
+                call.response,
+                call.error,
+                call.input_tokens.map(sql_int),
+                call.output_tokens.map(sql_int),
+                sql_int(call.duration_ms),
+            ],
+        )?;
+        Ok(millis(seq))
+    }
+
+    /// The full id of the run whose id is or starts with `prefix`.
+    pub fn resolve(&self, prefix: &str) -> Result<String, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM runs WHERE id LIKE ?1 || '%' ESCAPE '\\' LIMIT 2")?;
+        let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let ids: Vec<String> = stmt
+            .query_map([escaped], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        match ids.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(StoreError::NoSuchRun(prefix.to_string())),
+            _ => {
+                let n: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM runs WHERE substr(id, 1, length(?1)) = ?1",
+                    [prefix],
+                    |r| r.get(0),
+                )?;
+                Err(StoreError::Ambiguous {
+                    prefix: prefix.to_string(),
+                    n: usize::try_from(n).unwrap_or(usize::MAX),
+                })
+            }
+        }
+    }
+
+    /// The stored runs, newest first.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, parent, crew, crew_file, status, started_ms, finished_ms, input_tokens,
+                    output_tokens, cost_usd, out_dir, owner_pid, owner_host, ended_by
+             FROM runs WHERE (?1 IS NULL OR crew = ?1) ORDER BY id DESC",
+        )?;
+        let rows = stmt
+            .query_map([filter.crew.as_deref()], row_of)?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        drop(conn);
+        let mut out: Vec<RunRow> = rows
+            .into_iter()
+            .map(|mut r| {
+                if r.standing == Standing::Running && !owner::is_live(&self.path, &r.id) {
+                    r.standing = Standing::Crashed;
+                }
+                r
+            })
+            .filter(|r| {
+                filter
+                    .status
+                    .as_deref()
+                    .is_none_or(|s| r.standing.as_str() == s)
+            })
+            .collect();
+        if let Some(n) = filter.limit {
+            out.truncate(n);
+        }
+        Ok(out)
+    }
+
+    /// One run.
+    pub fn run(&self, id: &str) -> Result<RunRow, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT id, parent, crew, crew_file, status, started_ms, finished_ms, input_tokens,
+                        output_tokens, cost_usd, out_dir, owner_pid, owner_host, ended_by
+                 FROM runs WHERE id = ?1",
+                [id],
+                row_of,
+            )
+            .optional()?;
+        let mut row = row.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
+        if row.standing == Standing::Running && !owner::is_live(&self.path, &row.id) {
+            row.standing = Standing::Crashed;
+        }
+        Ok(row)
+    }
+
+    /// A run's tasks, in the crew's order.
+    pub fn tasks(&self, run: &str) -> Result<Vec<TaskRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT key, status, record FROM tasks WHERE run = ?1 ORDER BY ord")?;
+        let rows = stmt
+            .query_map([run], |r| {
+                let record: String = r.get(2)?;
+                Ok(TaskRow {
+                    key: r.get(0)?,
+                    status: r.get(1)?,
+                    record: serde_json::from_str(&record).unwrap_or(serde_json::Value::Null),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A run's events, in order: `(seq, type, body)`.
+    pub fn events(&self, run: &str) -> Result<Vec<(u64, String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT seq, kind, body FROM events WHERE run = ?1 ORDER BY seq")?;
+        let rows = stmt
+            .query_map([run], |r| Ok((millis(r.get(0)?), r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// How many calls a run has recorded, by kind.
+    pub fn call_counts(&self, run: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT kind, COUNT(*) FROM calls WHERE run = ?1 GROUP BY kind ORDER BY kind",
+        )?;
+        let rows = stmt
+            .query_map([run], |r| Ok((r.get(0)?, millis(r.get(1)?))))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let status: String = r.get(4)?;
+    Ok(RunRow {
+        id: r.get(0)?,
+        parent: r.get(1)?,
+        crew: r.get(2)?,
+        crew_file: r.get(3)?,
+        standing: if status == "running" {
+            Standing::Running
+        } else {
+            Standing::Ended(status)
+        },
+        started_ms: millis(r.get(5)?),
+        finished_ms: r.get::<_, Option<i64>>(6)?.map(millis),
+        input_tokens: millis(r.get(7)?),
+        output_tokens: millis(r.get(8)?),
+        cost_usd: r.get(9)?,
+        out_dir: r.get(10)?,
+        owner_pid: u32::try_from(r.get::<_, i64>(11)?).unwrap_or(0),
+        owner_host: r.get(12)?,
+        ended_by: r.get(13)?,
+    })
+}
