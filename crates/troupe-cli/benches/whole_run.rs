@@ -74,6 +74,7 @@ async fn run_one(
             tools: troupe_runtime::default_tools(),
             on_event: None,
             documents: None,
+            store: None,
         },
         std::future::pending(),
     )

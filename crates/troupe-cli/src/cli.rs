@@ -22,6 +22,10 @@ pub enum Command {
     Run(RunArgs),
     /// Check a crew file and report every problem in it
     Validate(ValidateArgs),
+    /// List the runs in the run store
+    Runs(RunsArgs),
+    /// Show one stored run: its tasks, their status, usage and output, and what ended it
+    Show(ShowArgs),
     /// Print the crew file's JSON Schema
     Schema(SchemaArgs),
     /// Inspect or try a WebAssembly tool plugin
@@ -98,6 +102,38 @@ pub struct DocArgs {
     pub skip_unreadable: bool,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// The run store (SQLite) [default: $TROUPE_STORE, else $XDG_DATA_HOME/troupe/runs.db, else
+    /// ~/.local/share/troupe/runs.db]
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only runs of this crew (its `name`)
+    #[arg(long)]
+    pub crew: Option<String>,
+    /// Only runs with this status: running, crashed, completed, failed, interrupted, timed_out,
+    /// budget_exhausted
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most this many runs, newest first
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// The run's id, or enough of its start to be unique
+    pub run: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The crew file (JSON)
@@ -115,6 +151,8 @@ pub struct RunArgs {
     /// Also print every event to stdout
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub events: Option<EventFormat>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

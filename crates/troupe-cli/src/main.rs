@@ -14,6 +14,8 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Run(a) => commands::run::run(a),
         cli::Command::Validate(a) => commands::validate::run(a),
+        cli::Command::Runs(a) => commands::runs::list(a),
+        cli::Command::Show(a) => commands::runs::show(a),
         cli::Command::Schema(a) => commands::schema::run(a),
         cli::Command::Plugin(c) => commands::plugin::run(c),
     };

@@ -59,8 +59,8 @@ pub struct OutputFormat {
     pub schema: Value,
 }
 
-/// One model call.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One model call. Serialised as the run store records it (and matches it on resume).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
@@ -111,7 +111,7 @@ pub struct Retry {
 }
 
 /// The model's answer.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
     pub content: Option<String>,
     pub tool_calls: Vec<ToolCall>,

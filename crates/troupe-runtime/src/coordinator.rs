@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use troupe_crew::{Crew, Diagnostics, OnFailure, Process};
 
 use troupe_docs::Corpus;
+use troupe_store::Store;
 
 use crate::agent::AgentHandle;
 use crate::budget;
@@ -28,6 +29,7 @@ use crate::models::ModelFactory;
 use crate::outdir::{self, OutDir, OutDirError};
 use crate::prepare;
 use crate::record::{self, RunRecord, TaskRecord, TaskStatus};
+use crate::recorded::{Recorded, Recorder, request_hash};
 use crate::report;
 use crate::tool::ToolRegistry;
 
@@ -43,6 +45,9 @@ pub struct RunOptions {
     pub on_event: Option<EventSink>,
     /// The run's documents, loaded by the caller (see [`RunDocuments`]).
     pub documents: Option<RunDocuments>,
+    /// The run store: when given, the run, its tasks, events and model calls are recorded
+    /// there as they happen, under a new run id that this process owns while it runs.
+    pub store: Option<Arc<Store>>,
 }
 
 /// Documents loaded for a run: the corpus, what was left out and how long loading took.
@@ -86,6 +91,8 @@ pub struct RunReport {
     pub out_dir: PathBuf,
     /// What the checks of `report.md` found, when the run had documents.
     pub report: Option<report::ReportChecks>,
+    /// The run's id in the store, when it was stored.
+    pub run_id: Option<String>,
 }
 
 /// Why a run could not start or could not record itself.
@@ -97,6 +104,11 @@ pub enum RunError {
     /// The output directory is held by another run, or cannot be used.
     #[error(transparent)]
     OutDir(#[from] OutDirError),
+    /// The run store cannot record the run.
+    #[error(transparent)]
+    Store(#[from] troupe_store::StoreError),
+    #[error(transparent)]
+    Owner(#[from] troupe_store::owner::OwnerError),
     /// The OS error is part of the message, not a `source`: printed once.
     #[error("cannot write `{}`: {error}\n  hint: check that the output directory is writable, or choose another with `--out`", path.display())]
     Io {
@@ -123,13 +135,34 @@ pub async fn run(
     let crew = Arc::new(prepared.crew);
     let out = opts.out_dir.clone();
     let outdir = Arc::new(OutDir::open(&out)?);
+    let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
+    let stored = match &opts.store {
+        Some(store) => Some(start_stored(
+            store,
+            &crew,
+            corpus.as_deref(),
+            &out,
+            started_at_ms,
+        )?),
+        None => None,
+    };
     // The checks above are the same as `troupe validate`'s; building a model (loading a GGUF
     // file) can still fail, rarely (a corrupt file).
     let mut problems = Vec::new();
     let mut setup = Vec::new();
     for (agent, tools) in prepared.agents {
         match opts.models.model(&agent.llm) {
-            Ok(model) => setup.push((agent, model, tools)),
+            Ok(model) => {
+                let model: Arc<dyn troupe_llm::ChatModel> = match &stored {
+                    Some(s) => Arc::new(Recorded {
+                        inner: model,
+                        recorder: Recorder::new(s.store.clone(), s.id.clone(), events.clone()),
+                        agent: agent.id.clone(),
+                    }),
+                    None => model,
+                };
+                setup.push((agent, model, tools));
+            }
             Err(e) => problems.push(prepare::model_problem(&crew, &agent, e)),
         }
     }
@@ -144,7 +177,10 @@ pub async fn run(
     let events_file = outdir
         .create_log(outdir::EVENTS_FILE)
         .map_err(io_err(out.join(outdir::EVENTS_FILE)))?;
-    let pump = std::thread::spawn(move || pump(rx, events_file, opts.on_event));
+    // The pump is the events' consumer: it must not hold a sender (the channel would never
+    // close), so it gets the store and the run id, not a `Recorder`.
+    let pump_store = stored.as_ref().map(|s| (s.store.clone(), s.id.clone()));
+    let pump = std::thread::spawn(move || pump(rx, events_file, opts.on_event, pump_store));
 
     let ledger = Arc::new(Ledger::new(
         crew.limits.max_tokens,
@@ -188,7 +224,6 @@ pub async fn run(
         corpus: corpus.clone(),
         fence,
     });
-    let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
     let started = Instant::now();
     events.emit(EventKind::RunStarted {
         crew: crew.name.clone(),
@@ -239,6 +274,9 @@ pub async fn run(
         out: outdir.clone(),
         started,
         started_at_ms,
+        stored: stored
+            .as_ref()
+            .map(|s| Recorder::new(s.store.clone(), s.id.clone(), events.clone())),
     };
     c.checkpoint("running").await?;
     let status = c.schedule(shutdown).await?;
@@ -287,11 +325,13 @@ pub async fn run(
     drop(run_ctx);
     drop(events);
     let _ = pump.join();
+    let run_id = stored.map(|s| s.id);
     Ok(RunReport {
         status,
         record,
         out_dir: out,
         report: report_checks,
+        run_id,
     })
 }
 
@@ -305,21 +345,114 @@ fn process_name(p: Process) -> &'static str {
 
 /// Writes events to `events.jsonl` (one line each, flushed as it goes) and hands them to the
 /// sink. A thread of its own, so neither a slow disk nor a slow terminal holds up an agent.
+/// A stored run: its id, the store, and the lock that makes this process its owner.
+struct Stored {
+    id: String,
+    store: Arc<Store>,
+    _owner: troupe_store::Owner,
+}
+
+/// Records a new run in the store, owned by this process.
+fn start_stored(
+    store: &Arc<Store>,
+    crew: &Crew,
+    corpus: Option<&Corpus>,
+    out: &std::path::Path,
+    started_at_ms: u64,
+) -> Result<Stored, RunError> {
+    let id = troupe_store::new_run_id();
+    let owner = troupe_store::Owner::acquire(store.path(), &id)?;
+    let documents: Vec<serde_json::Value> = corpus
+        .map(|c| {
+            c.documents()
+                .iter()
+                .map(|d| serde_json::json!({"id": d.id, "sha256": request_hash(&d.text)}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let inputs = serde_json::to_value(&crew.inputs).unwrap_or_default();
+    store.create_run(&troupe_store::NewRun {
+        id: &id,
+        parent: None,
+        crew: &crew.name,
+        crew_file: &crew.source.file.display().to_string(),
+        crew_text: &crew.source.text,
+        crew_sha256: &request_hash(&crew.source.text),
+        inputs: &inputs,
+        documents: &serde_json::Value::Array(documents),
+        out_dir: &out.display().to_string(),
+        started_ms: started_at_ms,
+    })?;
+    Ok(Stored {
+        id,
+        store: store.clone(),
+        _owner: owner,
+    })
+}
+
+/// The `type` of a serialised event. `Event` serialises `seq`, `ts_ms` and `elapsed_ms` (numbers)
+/// before its flattened kind, whose tag comes first: the first `"type":"` is the tag.
+fn event_type(line: &str) -> &str {
+    line.split("\"type\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("unknown")
+}
+
+/// Writes events to `events.jsonl` (one line each, flushed as it goes), to the run store (in
+/// batches of what has arrived, one transaction each) and hands them to the sink.
 fn pump(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
     file: std::fs::File,
     mut sink: Option<EventSink>,
+    mut store: Option<(Arc<Store>, String)>,
 ) {
     let mut w = std::io::LineWriter::new(file);
     let mut seq = 0;
-    while let Some(mut e) = rx.blocking_recv() {
-        seq += 1;
-        e.seq = seq;
-        if let Ok(line) = serde_json::to_string(&e) {
-            let _ = writeln!(w, "{line}");
+    let mut batch: Vec<(u64, String, String)> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(mut e) = next.take() {
+            seq += 1;
+            e.seq = seq;
+            if let Ok(line) = serde_json::to_string(&e) {
+                let _ = writeln!(w, "{line}");
+                if store.is_some() {
+                    batch.push((seq, event_type(&line).to_string(), line));
+                }
+            }
+            if let Some(s) = sink.as_mut() {
+                s(&e);
+            }
+            next = rx.try_recv().ok();
         }
-        if let Some(s) = sink.as_mut() {
-            s(&e);
+        if let Some((st, run)) = &store
+            && !batch.is_empty()
+        {
+            if let Err(e) = st.append_events(run, &batch) {
+                // Said once, in the log and to the sink; the store gets no more events.
+                seq += 1;
+                let warning = Event {
+                    seq,
+                    ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms),
+                    elapsed_ms: 0,
+                    kind: EventKind::Warning {
+                        task: None,
+                        message: format!(
+                            "the run store `{}` could not record events: {e}; the output directory is complete, the store is not",
+                            st.path().display()
+                        ),
+                    },
+                };
+                if let Ok(line) = serde_json::to_string(&warning) {
+                    let _ = writeln!(w, "{line}");
+                }
+                if let Some(s) = sink.as_mut() {
+                    s(&warning);
+                }
+                store = None;
+            }
+            batch.clear();
         }
     }
     let _ = w.flush();
@@ -342,6 +475,8 @@ struct Coordinator<'a> {
     out: Arc<OutDir>,
     started: Instant,
     started_at_ms: u64,
+    /// Where the run is stored, when it is.
+    stored: Option<Recorder>,
 }
 
 impl Coordinator<'_> {
@@ -366,6 +501,55 @@ impl Coordinator<'_> {
         };
         record::write_run_record(&self.out, &record)
             .map_err(io_err(self.out.path().join(outdir::RUN_FILE)))?;
+        if let Some(r) = &self.stored {
+            let tasks: Vec<(&str, &str, serde_json::Value)> = record
+                .tasks
+                .iter()
+                .map(|t| {
+                    (
+                        t.id.as_str(),
+                        t.status.as_str(),
+                        serde_json::to_value(t).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let ended_by = (status != "running" && status != "completed")
+                .then(|| {
+                    record
+                        .tasks
+                        .iter()
+                        .find(|t| t.limit.is_some() || t.error.is_some())
+                        .map(|t| {
+                            format!(
+                                "task `{}`: {}",
+                                t.id,
+                                t.limit
+                                    .as_deref()
+                                    .or(t.error.as_deref())
+                                    .unwrap_or_default()
+                            )
+                        })
+                })
+                .flatten();
+            let finished = (status != "running")
+                .then(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms));
+            let value = serde_json::to_value(&record).unwrap_or_default();
+            if let Err(e) = r.store.checkpoint(
+                &r.run,
+                status,
+                &tasks,
+                (
+                    record.totals.input_tokens,
+                    record.totals.output_tokens,
+                    record.totals.cost_usd,
+                ),
+                ended_by.as_deref(),
+                finished,
+                &value,
+            ) {
+                r.failed("the run's state", &e);
+            }
+        }
         Ok(record)
     }
 

@@ -24,6 +24,7 @@
 //! - [`ledger`]: tokens, calls, cost, budgets;
 //! - [`outdir`]: the output directory — locked, written beneath it only, atomically;
 //! - [`record`]: `run.json` and task outputs on disk;
+//! - [`recorded`]: every model call of a stored run, recorded in the run store;
 //! - [`events`]: what happened, in order.
 
 pub mod agent;
@@ -46,6 +47,7 @@ pub mod plugins;
 pub mod prepare;
 pub mod prompt;
 pub mod record;
+pub mod recorded;
 pub mod report;
 pub mod tool;
 

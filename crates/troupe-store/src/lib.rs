@@ -295,7 +295,7 @@ impl Store {
     pub fn append_events(
         &self,
         run: &str,
-        events: &[(u64, &str, String)],
+        events: &[(u64, String, String)],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -388,8 +388,12 @@ impl Store {
     /// The full id of the run whose id is or starts with `prefix`.
     pub fn resolve(&self, prefix: &str) -> Result<String, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id FROM runs WHERE id LIKE ?1 || '%' ESCAPE '\\' LIMIT 2")?;
-        let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let mut stmt =
+            conn.prepare("SELECT id FROM runs WHERE id LIKE ?1 || '%' ESCAPE '\\' LIMIT 2")?;
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         let ids: Vec<String> = stmt
             .query_map([escaped], |r| r.get(0))?
             .collect::<Result<_, _>>()?;

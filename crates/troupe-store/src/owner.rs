@@ -17,10 +17,15 @@ pub struct Owner {
 /// Why this process could not own a run.
 #[derive(Debug, thiserror::Error)]
 pub enum OwnerError {
-    #[error("run `{run}` is owned by another process (pid {pid})\n  hint: wait for it to end, or stop it; a run has one owner at a time")]
+    #[error(
+        "run `{run}` is owned by another process (pid {pid})\n  hint: wait for it to end, or stop it; a run has one owner at a time"
+    )]
     Taken { run: String, pid: String },
     #[error("cannot lock `{}`: {error}\n  hint: check that the store's directory is writable", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 fn lock_path(store: &Path, run: &str) -> PathBuf {

@@ -31,7 +31,13 @@ fn a_run_is_written_as_it_goes_and_read_back() {
     let _owner = Owner::acquire(&path, &id).unwrap();
     store.create_run(&new_run(&id, "x", &empty)).unwrap();
     store
-        .append_events(&id, &[(1, "run_started", "{}".into()), (2, "task_started", "{}".into())])
+        .append_events(
+            &id,
+            &[
+                (1, "run_started".into(), "{}".into()),
+                (2, "task_started".into(), "{}".into()),
+            ],
+        )
         .unwrap();
     let seq = store
         .record_call(
@@ -99,7 +105,10 @@ fn a_run_without_a_live_owner_is_crashed() {
             ..RunFilter::default()
         })
         .unwrap();
-    assert_eq!(crashed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [gone.as_str()]);
+    assert_eq!(
+        crashed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [gone.as_str()]
+    );
     let by_crew = store
         .runs(&RunFilter {
             crew: Some("a".into()),

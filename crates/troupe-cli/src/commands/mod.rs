@@ -1,5 +1,6 @@
 pub mod plugin;
 pub mod run;
+pub mod runs;
 pub mod schema;
 pub mod validate;
 
@@ -14,6 +15,16 @@ use troupe_docs::{ChunkOptions, Corpus, DocError, LoadOptions};
 use troupe_runtime::RunDocuments;
 
 use crate::exit::Failure;
+
+/// Opens the run store named by `--store`, `TROUPE_STORE` or the default place.
+pub fn open_store(args: &crate::cli::StoreArgs) -> Result<Arc<troupe_store::Store>, Failure> {
+    let path = args.store.clone().unwrap_or_else(|| {
+        troupe_store::default_path(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    });
+    troupe_store::Store::open(&path)
+        .map(Arc::new)
+        .map_err(Failure::user)
+}
 
 /// Loads and validates a crew file; every problem is a user error.
 pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, Failure> {

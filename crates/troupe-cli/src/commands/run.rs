@@ -24,6 +24,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .build()
         .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))?;
     let documents = super::load_documents(&args.docs.docs, args.docs.skip_unreadable, &crew)?;
+    let store = super::open_store(&args.store)?;
     let mut renderer = Renderer::new(args.quiet, args.events);
     let opts = RunOptions {
         out_dir: out,
@@ -31,14 +32,20 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         tools: troupe_runtime::default_tools(),
         on_event: Some(Box::new(move |e| renderer.event(e))),
         documents,
+        store: Some(store.clone()),
     };
     let report = runtime.block_on(troupe_runtime::run(crew, opts, ctrl_c()));
     let report = match report {
         Ok(r) => r,
-        Err(e @ (RunError::Setup(_) | RunError::OutDir(_))) => return Err(Failure::user(e)),
+        Err(
+            e
+            @ (RunError::Setup(_) | RunError::OutDir(_) | RunError::Store(_) | RunError::Owner(_)),
+        ) => {
+            return Err(Failure::user(e));
+        }
         Err(e @ RunError::Io { .. }) => return Err(Failure::internal(e)),
     };
-    summary(&report);
+    summary(&report, store.path());
     Ok(match report.status {
         RunStatus::Completed => OK,
         RunStatus::Interrupted => INTERRUPTED,
@@ -68,7 +75,7 @@ fn dir_name(name: &str) -> String {
     if s.is_empty() { "crew".into() } else { s }
 }
 
-fn summary(report: &troupe_runtime::RunReport) {
+fn summary(report: &troupe_runtime::RunReport, store: &std::path::Path) {
     let r = &report.record;
     let done = r
         .tasks
@@ -115,6 +122,13 @@ fn summary(report: &troupe_runtime::RunReport) {
             .map(|f| format!("{f}, "))
             .collect::<String>()
     ));
+    if let Some(id) = &report.run_id {
+        s.push_str(&format!(
+            "\n  run {id} in the store {} (`troupe show {}`)",
+            store.display(),
+            &id[..id.len().min(13)]
+        ));
+    }
     if let Some(checks) = &report.report {
         s.push_str(&format!("\n  checked: {}", checks.describe()));
     }

@@ -18,6 +18,11 @@ pub fn troupe(base_url: &str) -> Command {
         .env("OPENAI_BASE_URL", base_url)
         .env("OPENAI_API_KEY", "sk-test")
         .env("OPENAI_MODEL", "fake-model")
+        // One run store for the test processes of the build, never the user's own.
+        .env(
+            "TROUPE_STORE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("runs.db"),
+        )
         // One plugin cache for every test process of the build: each plugin compiles once.
         .env(
             "TROUPE_CACHE_DIR",

@@ -82,6 +82,7 @@ pub async fn run_with(
                 ignored: Vec::new(),
                 load_ms: 0,
             }),
+            store: None,
         },
         shutdown,
     )
