@@ -38,6 +38,23 @@ pub fn crew_schema_pretty() -> String {
     s
 }
 
+/// The schema nodes that describe the value at `path` (every branch of its `anyOf`s followed).
+fn nodes_at(path: &JsonPath) -> Vec<&'static Value> {
+    let root = crew_schema();
+    let mut nodes = vec![root];
+    for seg in &path.0 {
+        nodes = nodes
+            .iter()
+            .flat_map(|n| branches(root, n))
+            .filter_map(|node| match seg {
+                Seg::Key(k) => node.get("properties").and_then(|p| p.get(k)),
+                Seg::Index(_) => node.get("items"),
+            })
+            .collect();
+    }
+    nodes
+}
+
 /// The property names the schema allows for the object at `path` (for "did you mean").
 pub fn keys_at(path: &JsonPath) -> Vec<String> {
     let root = crew_schema();
@@ -67,17 +84,7 @@ pub fn keys_at(path: &JsonPath) -> Vec<String> {
 /// out of optional values), for stand-in values.
 pub fn type_at(path: &JsonPath) -> Option<String> {
     let root = crew_schema();
-    let mut nodes = vec![root];
-    for seg in &path.0 {
-        nodes = nodes
-            .iter()
-            .flat_map(|n| branches(root, n))
-            .filter_map(|node| match seg {
-                Seg::Key(k) => node.get("properties").and_then(|p| p.get(k)),
-                Seg::Index(_) => node.get("items"),
-            })
-            .collect();
-    }
+    let nodes = nodes_at(path);
     nodes
         .iter()
         .flat_map(|n| branches(root, n))
@@ -97,17 +104,7 @@ pub fn type_at(path: &JsonPath) -> Option<String> {
 /// The string values (`enum` / `const`) the schema allows at `path`, for "did you mean".
 pub fn values_at(path: &JsonPath) -> Vec<String> {
     let root = crew_schema();
-    let mut nodes = vec![root];
-    for seg in &path.0 {
-        nodes = nodes
-            .iter()
-            .flat_map(|n| branches(root, n))
-            .filter_map(|node| match seg {
-                Seg::Key(k) => node.get("properties").and_then(|p| p.get(k)),
-                Seg::Index(_) => node.get("items"),
-            })
-            .collect();
-    }
+    let nodes = nodes_at(path);
     let mut out = Vec::new();
     for n in nodes.iter().flat_map(|n| branches(root, n)) {
         for alt in branches(root, n) {
