@@ -75,6 +75,7 @@ async fn run_one(
             on_event: None,
             documents: None,
             store: None,
+            continuation: None,
         },
         std::future::pending(),
     )

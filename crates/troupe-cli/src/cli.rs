@@ -26,6 +26,14 @@ pub enum Command {
     Runs(RunsArgs),
     /// Show one stored run: its tasks, their status, usage and output, and what ended it
     Show(ShowArgs),
+    /// Continue a stored run that crashed, was interrupted or stopped by a limit or a failure:
+    /// completed tasks are kept, recorded calls are not paid for again
+    Resume(ResumeArgs),
+    /// Run a stored run again from one task: a new run keeps every output that does not depend
+    /// on it and re-runs the task and what depends on it
+    Replay(ReplayArgs),
+    /// Write a stored run's output directory (outputs, run.json, events.jsonl) again
+    Export(ExportArgs),
     /// Print the crew file's JSON Schema
     Schema(SchemaArgs),
     /// Inspect or try a WebAssembly tool plugin
@@ -134,6 +142,63 @@ pub struct ShowArgs {
     pub store: StoreArgs,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct ProgressArgs {
+    /// Print no progress, only the final summary and errors
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Also print every event to stdout
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub events: Option<EventFormat>,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The run's id, or enough of its start to be unique
+    pub run: String,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The run to start from: its id, or enough of its start to be unique
+    pub run: String,
+    /// The task to run again, with everything that depends on it (a for-each task's id re-runs
+    /// all its instances; `extract[a.txt]` one of them)
+    #[arg(long, value_name = "TASK")]
+    pub from: String,
+    /// Run this crew file instead of the run's own (as it is now on disk)
+    #[arg(long, value_name = "FILE")]
+    pub crew: Option<PathBuf>,
+    /// Change inputs of the run (the others stay as they were)
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Documents instead of the run's own
+    #[command(flatten)]
+    pub docs: DocArgs,
+    /// Output directory [default: the run's, with `-replay` appended]
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The run's id, or enough of its start to be unique
+    pub run: String,
+    /// Where to write it
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The crew file (JSON)
@@ -145,12 +210,12 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub docs: DocArgs,
-    /// Print no progress, only the final summary and errors
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-    /// Also print every event to stdout
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub events: Option<EventFormat>,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    /// Answer every model call from this stored run's recording, and fail on the first request
+    /// it did not record (showing how it differs): a regression run without a model or a key
+    #[arg(long, value_name = "RUN")]
+    pub replay_calls: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         cli::Command::Validate(a) => commands::validate::run(a),
         cli::Command::Runs(a) => commands::runs::list(a),
         cli::Command::Show(a) => commands::runs::show(a),
+        cli::Command::Resume(a) => commands::resume::resume(a),
+        cli::Command::Replay(a) => commands::resume::replay(a),
+        cli::Command::Export(a) => commands::runs::export(a),
         cli::Command::Schema(a) => commands::schema::run(a),
         cli::Command::Plugin(c) => commands::plugin::run(c),
     };

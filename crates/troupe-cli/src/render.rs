@@ -55,6 +55,32 @@ impl Renderer {
             } => format!(
                 "▶ running `{crew}` ({process} · {tasks} task(s) · {agents} agent(s)) → {out_dir}"
             ),
+            EventKind::RunContinued {
+                mode,
+                from_run,
+                kept,
+                rerun,
+                recorded_calls,
+                changed_limits,
+            } => {
+                let what = match mode.as_str() {
+                    "resume" => format!("resuming run {from_run}"),
+                    "replay" => format!("replaying from run {from_run}"),
+                    _ => format!("answering model calls from run {from_run}"),
+                };
+                let mut s = format!(
+                    "  ↻ {what}: {} task(s) kept, {} to run; {recorded_calls} recorded model call(s) can answer",
+                    kept.len(),
+                    rerun.len()
+                );
+                if !changed_limits.is_empty() {
+                    s.push_str(&format!("; changed limits: {}", changed_limits.join(", ")));
+                }
+                s
+            }
+            EventKind::RunsPruned { removed, keep, key } => format!(
+                "  · {removed} older run(s) of this crew deleted from the store (keeps {keep}: `{key}`)"
+            ),
             EventKind::DocumentsLoaded {
                 documents,
                 chunks,

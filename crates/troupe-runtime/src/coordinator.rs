@@ -21,6 +21,7 @@ use troupe_store::Store;
 
 use crate::agent::AgentHandle;
 use crate::budget;
+use crate::continuation::{Continuation, ContinueMode, DocumentSource, StartOptions};
 use crate::driver::{self, Progress, RunCtx};
 use crate::events::{Event, EventKind, Events, ms};
 use crate::executor::AgentCtx;
@@ -29,7 +30,7 @@ use crate::models::ModelFactory;
 use crate::outdir::{self, OutDir, OutDirError};
 use crate::prepare;
 use crate::record::{self, RunRecord, TaskRecord, TaskStatus};
-use crate::recorded::{Recorded, Recorder, request_hash};
+use crate::recorded::{CallLog, Recorder, request_hash};
 use crate::report;
 use crate::tool::ToolRegistry;
 
@@ -48,6 +49,8 @@ pub struct RunOptions {
     /// The run store: when given, the run, its tasks, events and model calls are recorded
     /// there as they happen, under a new run id that this process owns while it runs.
     pub store: Option<Arc<Store>>,
+    /// The stored run this one continues (a resume, a replay), when it does.
+    pub continuation: Option<Continuation>,
 }
 
 /// Documents loaded for a run: the corpus, what was left out and how long loading took.
@@ -58,6 +61,8 @@ pub struct RunDocuments {
     /// Files left out on purpose (hidden, link loops, duplicates), each with why.
     pub ignored: Vec<String>,
     pub load_ms: u64,
+    /// Where they were read from, recorded so that a resume reads the same files.
+    pub source: Option<DocumentSource>,
 }
 
 /// How a run ended.
@@ -93,6 +98,8 @@ pub struct RunReport {
     pub report: Option<report::ReportChecks>,
     /// The run's id in the store, when it was stored.
     pub run_id: Option<String>,
+    /// Model calls answered from a recording instead of being made.
+    pub replayed_calls: usize,
 }
 
 /// Why a run could not start or could not record itself.
@@ -109,6 +116,9 @@ pub enum RunError {
     Store(#[from] troupe_store::StoreError),
     #[error(transparent)]
     Owner(#[from] troupe_store::owner::OwnerError),
+    /// The run to continue cannot be continued as asked (`--from` names no task).
+    #[error("{0}")]
+    Continue(String),
     /// The OS error is part of the message, not a `source`: printed once.
     #[error("cannot write `{}`: {error}\n  hint: check that the output directory is writable, or choose another with `--out`", path.display())]
     Io {
@@ -133,62 +143,137 @@ pub async fn run(
     let prepared =
         prepare::prepare(crew, &*opts.models, opts.tools, corpus.clone(), &events).await?;
     let crew = Arc::new(prepared.crew);
+    let continuation = opts.continuation;
+    let kept = match &continuation {
+        Some(c) => c.kept(&crew).map_err(RunError::Continue)?,
+        None => Vec::new(),
+    };
     let out = opts.out_dir.clone();
     let outdir = Arc::new(OutDir::open(&out)?);
     let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
-    let stored = match &opts.store {
-        Some(store) => Some(start_stored(
-            store,
-            &crew,
-            corpus.as_deref(),
-            &out,
-            started_at_ms,
-        )?),
-        None => None,
-    };
     // The checks above are the same as `troupe validate`'s; building a model (loading a GGUF
     // file) can still fail, rarely (a corrupt file).
     let mut problems = Vec::new();
     let mut setup = Vec::new();
     for (agent, tools) in prepared.agents {
         match opts.models.model(&agent.llm) {
-            Ok(model) => {
-                let model: Arc<dyn troupe_llm::ChatModel> = match &stored {
-                    Some(s) => Arc::new(Recorded {
-                        inner: model,
-                        recorder: Recorder::new(s.store.clone(), s.id.clone(), events.clone()),
-                        agent: agent.id.clone(),
-                    }),
-                    None => model,
-                };
-                setup.push((agent, model, tools));
-            }
+            Ok(model) => setup.push((agent, model, tools)),
             Err(e) => problems.push(prepare::model_problem(&crew, &agent, e)),
         }
     }
     if !problems.is_empty() {
         return Err(Diagnostics(problems).into());
     }
+    // A resumed run, and one answered from a recording, fence data as the recorded run did:
+    // otherwise no request would be the same.
+    let fence = match continuation
+        .as_ref()
+        .and_then(|c| c.options.fence.as_deref())
+    {
+        Some(tag) => crate::prompt::Fence::with_tag(tag),
+        None => crate::prompt::Fence::new(),
+    };
+    let options = StartOptions {
+        fence: Some(fence.tag().to_string()),
+        documents: opts.documents.as_ref().and_then(|d| d.source.clone()),
+        models: setup
+            .iter()
+            .map(|(a, m, _)| {
+                let traits = crate::continuation::ModelTraits {
+                    name: m.name(),
+                    window: m.context_window(),
+                    constrained: m.constrained_decoding(),
+                };
+                (a.llm.model.clone(), traits)
+            })
+            .collect(),
+        replay_calls: match continuation.as_ref().map(|c| &c.mode) {
+            Some(ContinueMode::ReplayCalls { source }) => Some(source.clone()),
+            _ => None,
+        },
+    };
+    let resuming = match continuation.as_ref().map(|c| &c.mode) {
+        Some(ContinueMode::Resume { run }) => Some(run.clone()),
+        _ => None,
+    };
+    let stored = match (&opts.store, &resuming) {
+        (Some(store), Some(run)) => Some(take_over_stored(store, run)?),
+        (Some(store), None) => {
+            let parent = match continuation.as_ref().map(|c| &c.mode) {
+                Some(ContinueMode::Replay { parent, .. }) => Some(parent.as_str()),
+                _ => None,
+            };
+            Some(start_stored(
+                store,
+                &crew,
+                corpus.as_deref(),
+                &out,
+                started_at_ms,
+                parent,
+                &options,
+            )?)
+        }
+        (None, _) => None,
+    };
+    let cassette = continuation.as_ref().and_then(|c| c.cassette.clone());
     let fallbacks = prepared.fallbacks;
     // Plugin tools hold an event sender: nothing of the set-up may outlive the agents, or the
     // event pump would wait for it forever.
     drop(prepared.plugins);
 
-    let events_file = outdir
-        .create_log(outdir::EVENTS_FILE)
-        .map_err(io_err(out.join(outdir::EVENTS_FILE)))?;
+    // A resumed run's log goes on where it stopped: appended, numbered on from its last event.
+    let events_path = out.join(outdir::EVENTS_FILE);
+    let (events_file, first_seq) = match &stored {
+        Some(s) if resuming.is_some() => {
+            let in_file = last_logged_seq(&events_path);
+            let in_store = s.store.last_event_seq(&s.id)?;
+            let file = outdir
+                .append_log(outdir::EVENTS_FILE)
+                .map_err(io_err(events_path.clone()))?;
+            (file, in_file.max(in_store))
+        }
+        _ => (
+            outdir
+                .create_log(outdir::EVENTS_FILE)
+                .map_err(io_err(events_path.clone()))?,
+            0,
+        ),
+    };
     // The pump is the events' consumer: it must not hold a sender (the channel would never
     // close), so it gets the store and the run id, not a `Recorder`.
     let pump_store = stored.as_ref().map(|s| (s.store.clone(), s.id.clone()));
-    let pump = std::thread::spawn(move || pump(rx, events_file, opts.on_event, pump_store));
+    let pump =
+        std::thread::spawn(move || pump(rx, events_file, opts.on_event, pump_store, first_seq));
 
     let ledger = Arc::new(Ledger::new(
         crew.limits.max_tokens,
         crew.limits.max_cost_usd,
     ));
+    // A resumed run's budget continues from what it already spent.
+    if let Some(c) = &continuation {
+        for call in &c.prepaid {
+            let Some((agent, _, _)) = setup
+                .iter()
+                .find(|(a, _, _)| Some(a.id.as_str()) == call.agent.as_deref())
+            else {
+                continue;
+            };
+            match call.kind.as_str() {
+                "model" if call.response.is_some() => ledger.prepaid_call(
+                    &agent.id,
+                    troupe_llm::Usage {
+                        input_tokens: call.input_tokens.unwrap_or(0),
+                        output_tokens: call.output_tokens.unwrap_or(0),
+                    },
+                    &agent.llm,
+                ),
+                "tool" => ledger.prepaid_tool(&agent.id),
+                _ => {}
+            }
+        }
+    }
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let fence = crate::prompt::Fence::new();
     let mut agents = HashMap::new();
     let mut manager = None;
     for (agent, model, tools) in setup {
@@ -203,6 +288,12 @@ pub async fn run(
                 ledger: ledger.clone(),
                 window,
                 fence: fence.clone(),
+                calls: CallLog {
+                    recorder: stored
+                        .as_ref()
+                        .map(|s| Recorder::new(s.store.clone(), s.id.clone(), events.clone())),
+                    cassette: cassette.clone(),
+                },
             }),
             &tracker,
             cancel.clone(),
@@ -238,6 +329,19 @@ pub async fn run(
             requested: f.requested,
             used: f.used,
             reason: f.reason,
+        });
+    }
+    if let Some(c) = &continuation {
+        events.emit(EventKind::RunContinued {
+            mode: c.mode.name().into(),
+            from_run: c.mode.from_run().into(),
+            kept: kept.iter().map(|&i| crew.tasks[i].id.clone()).collect(),
+            rerun: (0..crew.tasks.len())
+                .filter(|i| !kept.contains(i))
+                .map(|i| crew.tasks[i].id.clone())
+                .collect(),
+            recorded_calls: cassette.as_ref().map_or(0, |c| c.model_calls()),
+            changed_limits: c.changed_limits.clone(),
         });
     }
     if let Some(d) = &opts.documents {
@@ -278,6 +382,25 @@ pub async fn run(
             .as_ref()
             .map(|s| Recorder::new(s.store.clone(), s.id.clone(), events.clone())),
     };
+    // Kept tasks are done: their records (and files, for a new output directory) as they were.
+    if let Some(cont) = &continuation {
+        for &i in &kept {
+            let Some(rec) = cont.record(&crew.tasks[i].id) else {
+                continue;
+            };
+            let (o, file, r) = (
+                outdir.clone(),
+                crew.tasks[i].output_file.clone(),
+                rec.clone(),
+            );
+            blocking(move || record::write_task_output(&o, &r, file.as_deref()))
+                .await
+                .map_err(io_err(out.clone()))?;
+            ledger.keep_task(i, rec.usage.clone());
+            run_ctx.board.insert(i, rec.clone());
+            c.records[i] = rec.clone();
+        }
+    }
     c.checkpoint("running").await?;
     let status = c.schedule(shutdown).await?;
 
@@ -332,6 +455,7 @@ pub async fn run(
         out_dir: out,
         report: report_checks,
         run_id,
+        replayed_calls: cassette.map_or(0, |c| c.used()),
     })
 }
 
@@ -352,6 +476,33 @@ struct Stored {
     _owner: troupe_store::Owner,
 }
 
+/// Takes a stored run over (a resume): this process becomes its owner, or is refused with the
+/// owner's pid when the run still has one.
+fn take_over_stored(store: &Arc<Store>, run: &str) -> Result<Stored, RunError> {
+    let owner = troupe_store::Owner::acquire(store.path(), run)?;
+    store.take_over(run)?;
+    Ok(Stored {
+        id: run.to_string(),
+        store: store.clone(),
+        _owner: owner,
+    })
+}
+
+/// The sequence number of the last event in a log (0 when there is none).
+fn last_logged_seq(path: &std::path::Path) -> u64 {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
+        })
+        .unwrap_or(0)
+}
+
 /// Records a new run in the store, owned by this process.
 fn start_stored(
     store: &Arc<Store>,
@@ -359,6 +510,8 @@ fn start_stored(
     corpus: Option<&Corpus>,
     out: &std::path::Path,
     started_at_ms: u64,
+    parent: Option<&str>,
+    options: &StartOptions,
 ) -> Result<Stored, RunError> {
     let id = troupe_store::new_run_id();
     let owner = troupe_store::Owner::acquire(store.path(), &id)?;
@@ -373,15 +526,23 @@ fn start_stored(
     let inputs = serde_json::to_value(&crew.inputs).unwrap_or_default();
     store.create_run(&troupe_store::NewRun {
         id: &id,
-        parent: None,
+        parent,
         crew: &crew.name,
-        crew_file: &crew.source.file.display().to_string(),
+        // Absolute, so that `troupe resume` finds it from any directory.
+        crew_file: &std::path::absolute(&crew.source.file)
+            .unwrap_or_else(|_| crew.source.file.clone())
+            .display()
+            .to_string(),
         crew_text: &crew.source.text,
         crew_sha256: &request_hash(&crew.source.text),
         inputs: &inputs,
         documents: &serde_json::Value::Array(documents),
-        out_dir: &out.display().to_string(),
+        out_dir: &std::path::absolute(out)
+            .unwrap_or_else(|_| out.to_path_buf())
+            .display()
+            .to_string(),
         started_ms: started_at_ms,
+        options: &serde_json::to_value(options).unwrap_or_default(),
     })?;
     Ok(Stored {
         id,
@@ -406,9 +567,10 @@ fn pump(
     file: std::fs::File,
     mut sink: Option<EventSink>,
     mut store: Option<(Arc<Store>, String)>,
+    first_seq: u64,
 ) {
     let mut w = std::io::LineWriter::new(file);
-    let mut seq = 0;
+    let mut seq = first_seq;
     let mut batch: Vec<(u64, String, String)> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);

@@ -31,6 +31,39 @@ pub enum EventKind {
         agents: usize,
         out_dir: String,
     },
+    /// The run continues an earlier one: `resume` (the same run, after a crash or a stop),
+    /// `replay` (a new run from a task of `from_run`) or `replay_calls` (a new run whose model
+    /// calls are answered from `from_run`'s recording).
+    RunContinued {
+        mode: String,
+        from_run: String,
+        /// Tasks kept as they were, with their outputs.
+        kept: Vec<String>,
+        /// Tasks that run (again).
+        rerun: Vec<String>,
+        /// Recorded model calls that can answer requests of this run.
+        recorded_calls: usize,
+        /// Crew-file `limits` that differ from the run's start (a resume may raise a budget).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        changed_limits: Vec<String>,
+    },
+    /// A model or tool call was answered from a recording instead of being made: no tokens
+    /// were spent on it.
+    CallReplayed {
+        /// `model` or `tool`.
+        kind: String,
+        task: String,
+        agent: String,
+        from_run: String,
+        /// The call's number in `from_run`'s record.
+        call: u64,
+    },
+    /// Older runs of this crew were deleted from the run store (`store.keep_runs`).
+    RunsPruned {
+        removed: usize,
+        keep: usize,
+        key: String,
+    },
     /// The run's documents were read, chunked and indexed.
     DocumentsLoaded {
         documents: usize,

@@ -35,6 +35,8 @@ pub struct AgentCtx {
     pub window: u32,
     /// The run's fence: tool results reach the model as fenced data.
     pub fence: prompt::Fence,
+    /// Where calls are recorded, and the recording that answers them, when there is one.
+    pub calls: crate::recorded::CallLog,
 }
 
 /// A unit of work for an agent: a conversation to continue until a final answer.
@@ -195,7 +197,17 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
         let started = Instant::now();
         // Retries are reported from what the provider logged, so that a call that finally fails
         // still shows each attempt it made.
-        let (result, retries) = troupe_llm::retry::observe(ctx.model.chat(&request)).await;
+        let answered = ctx
+            .calls
+            .model(
+                task,
+                agent_id,
+                &request,
+                troupe_llm::retry::observe(ctx.model.chat(&request)),
+            )
+            .await;
+        let charge = ctx.calls.charge(answered.replayed);
+        let (result, retries) = answered.result;
         st.messages = request.messages;
         for r in retries {
             ctx.events.emit(EventKind::LlmRetry {
@@ -219,7 +231,7 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
             }
         };
         ctx.ledger
-            .record_call(job.task, agent_id, resp.usage, &agent.llm);
+            .record_call(job.task, agent_id, resp.usage, &agent.llm, charge);
         ctx.events.emit(EventKind::LlmResponse {
             task: task.into(),
             agent: agent_id.into(),
@@ -300,8 +312,19 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                     }
                 }
                 let started = Instant::now();
-                let result = ctx.tools.call(&call.name, &call.arguments).await;
-                ctx.ledger.record_tool(job.task, agent_id);
+                let answered = ctx
+                    .calls
+                    .tool(
+                        task,
+                        agent_id,
+                        &call.name,
+                        &call.arguments,
+                        ctx.tools.call(&call.name, &call.arguments),
+                    )
+                    .await;
+                ctx.ledger
+                    .record_tool(job.task, agent_id, ctx.calls.charge(answered.replayed));
+                let result = answered.result;
                 let (ok, content) = match result {
                     Ok(s) => (true, s),
                     Err(e) => (false, format!("error: {e}")),

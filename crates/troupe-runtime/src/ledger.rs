@@ -3,19 +3,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use troupe_crew::LlmSettings;
 use troupe_llm::Usage;
 
 /// Counters for one task, one agent, or the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub model_calls: u64,
     pub tool_calls: u64,
     /// USD, when the crew gives prices for every model used.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
 }
 
@@ -31,6 +31,16 @@ impl Stats {
     pub fn tokens(&self) -> u64 {
         self.input_tokens + self.output_tokens
     }
+}
+
+/// Whom a call is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// Made now, or answered from another run's recording as if made now (`--replay-calls`,
+    /// so that budgets behave as they did).
+    Paid,
+    /// Answered from this run's own record: paid before the run was resumed.
+    Prepaid,
 }
 
 /// Why the run's budget is spent.
@@ -73,11 +83,43 @@ impl Ledger {
         }
     }
 
-    /// Records one model call made for `task` by `agent`.
-    pub fn record_call(&self, task: usize, agent: &str, usage: Usage, llm: &LlmSettings) {
+    /// Records one model call made for `task` by `agent`. A call answered from this run's own
+    /// record ([`Charge::Prepaid`]) counts for its task only: the agent and the run paid for it
+    /// when it was first made, and [`Ledger::prepaid_call`] already counted that.
+    pub fn record_call(
+        &self,
+        task: usize,
+        agent: &str,
+        usage: Usage,
+        llm: &LlmSettings,
+        charge: Charge,
+    ) {
         let cost = price(usage, llm);
         let mut g = self.lock();
         g.per_task.entry(task).or_default().add_call(usage, cost);
+        if charge == Charge::Paid {
+            g.per_agent
+                .entry(agent.to_string())
+                .or_default()
+                .add_call(usage, cost);
+            g.total.add_call(usage, cost);
+        }
+    }
+
+    pub fn record_tool(&self, task: usize, agent: &str, charge: Charge) {
+        let mut g = self.lock();
+        g.per_task.entry(task).or_default().tool_calls += 1;
+        if charge == Charge::Paid {
+            g.per_agent.entry(agent.to_string()).or_default().tool_calls += 1;
+            g.total.tool_calls += 1;
+        }
+    }
+
+    /// A model call made before this process took the run over (a resumed run): the run's
+    /// budget continues from what was already spent.
+    pub fn prepaid_call(&self, agent: &str, usage: Usage, llm: &LlmSettings) {
+        let cost = price(usage, llm);
+        let mut g = self.lock();
         g.per_agent
             .entry(agent.to_string())
             .or_default()
@@ -85,11 +127,16 @@ impl Ledger {
         g.total.add_call(usage, cost);
     }
 
-    pub fn record_tool(&self, task: usize, agent: &str) {
+    /// A tool call made before this process took the run over.
+    pub fn prepaid_tool(&self, agent: &str) {
         let mut g = self.lock();
-        g.per_task.entry(task).or_default().tool_calls += 1;
         g.per_agent.entry(agent.to_string()).or_default().tool_calls += 1;
         g.total.tool_calls += 1;
+    }
+
+    /// A task kept from an earlier run or an earlier part of this one: its usage as recorded.
+    pub fn keep_task(&self, task: usize, stats: Stats) {
+        self.lock().per_task.insert(task, stats);
     }
 
     /// Tokens left in the run's budget.

@@ -30,9 +30,12 @@
 pub mod agent;
 pub mod budget;
 pub mod builtin;
+pub mod cassette;
 pub mod citations;
 pub mod cited;
+pub mod continuation;
 pub mod coordinator;
+pub mod diff;
 pub mod docs_tools;
 mod driver;
 pub mod events;

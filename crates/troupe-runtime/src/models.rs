@@ -256,6 +256,50 @@ impl ModelFactory for ProviderFactory {
     }
 }
 
+/// Models for a run whose every model call is answered from a recording (`--replay-calls`):
+/// nothing is loaded and nothing is reached; each model only says what the recorded one was
+/// (name, context window, constrained decoding), so that the requests come out the same.
+pub struct RecordingOnly {
+    pub models: std::collections::BTreeMap<String, crate::continuation::ModelTraits>,
+}
+
+impl ModelFactory for RecordingOnly {
+    fn model(&self, llm: &LlmSettings) -> Result<Arc<dyn ChatModel>, LlmError> {
+        let traits = self.models.get(&llm.model).cloned().unwrap_or_else(|| {
+            crate::continuation::ModelTraits {
+                name: llm.model.clone(),
+                ..Default::default()
+            }
+        });
+        Ok(Arc::new(Recorded(traits)))
+    }
+}
+
+struct Recorded(crate::continuation::ModelTraits);
+
+impl ChatModel for Recorded {
+    fn chat<'a>(
+        &'a self,
+        _request: &'a troupe_llm::ChatRequest,
+    ) -> troupe_llm::BoxFuture<'a, Result<troupe_llm::ChatResponse, LlmError>> {
+        Box::pin(async {
+            Err(LlmError::Config {
+                message: "this run answers model calls only from a recording".into(),
+                hint: "run without `--replay-calls` to call the model".into(),
+            })
+        })
+    }
+    fn name(&self) -> String {
+        self.0.name.clone()
+    }
+    fn context_window(&self) -> Option<u32> {
+        self.0.window
+    }
+    fn constrained_decoding(&self) -> bool {
+        self.0.constrained
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

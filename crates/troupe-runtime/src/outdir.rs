@@ -134,6 +134,19 @@ impl OutDir {
         tmp.replace(name)?;
         Ok(file)
     }
+
+    /// The file at `name` open for appending, when it is a regular file (a resumed run's event
+    /// log); otherwise a new one, as [`OutDir::create_log`].
+    pub fn append_log(&self, name: &str) -> std::io::Result<std::fs::File> {
+        match self.dir.symlink_metadata(name) {
+            Ok(m) if m.is_file() => {
+                let mut options = cap_std::fs::OpenOptions::new();
+                options.append(true);
+                Ok(self.dir.open_with(name, &options)?.into_std())
+            }
+            _ => self.create_log(name),
+        }
+    }
 }
 
 /// Checks the output files of a crew whose `for_each` tasks are expanded: none may be a file

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ledger::Stats;
 use crate::outdir::{self, OutDir};
 
 /// Where a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Pending,
@@ -49,7 +49,7 @@ impl TaskStatus {
 }
 
 /// One review round.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReviewRound {
     pub round: u32,
     /// The reviewing agent, or `troupe checks` when the deterministic checks failed and the
@@ -58,12 +58,12 @@ pub struct ReviewRound {
     pub approved: bool,
     pub feedback: String,
     /// The deterministic checks that failed this round.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
 }
 
 /// One delegation by the manager.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Delegation {
     pub agent: String,
     pub instructions: String,
@@ -72,21 +72,21 @@ pub struct Delegation {
 }
 
 /// Everything known about one task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub id: String,
     pub agent: Option<String>,
     pub status: TaskStatus,
     pub output: Option<String>,
     /// The parsed output of a task with `output_schema`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structured_output: Option<Value>,
     /// Files written with the output, relative to the output directory.
     pub files: Vec<String>,
     /// Work attempts: the first, each revision, each re-assignment.
     pub attempts: u32,
     pub review: Vec<ReviewRound>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delegations: Vec<Delegation>,
     /// The limit that ended the task, as its crew-file key.
     pub limit: Option<String>,

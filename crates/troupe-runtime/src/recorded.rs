@@ -1,15 +1,20 @@
-//! Every model call of a stored run, recorded: the request (and its SHA-256, by which a resumed
-//! run will find it), the response or the error, the tokens and the time it took.
+//! Every model and tool call of a stored run, recorded: the request (and its SHA-256, by which a
+//! resumed run finds it again), the response or the error, the tokens and the time it took; and
+//! answered from a recording ([`Cassette`]) when the run has one.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use troupe_llm::{BoxFuture, ChatModel, ChatRequest, ChatResponse, LlmError};
+use troupe_llm::{ChatRequest, ChatResponse, LlmError, Retry};
 use troupe_store::{Call, Store};
 
+use crate::cassette::{CallKind, Cassette, Mode};
 use crate::events::{EventKind, Events};
+use crate::ledger::Charge;
+use crate::tool::ToolError;
 
 /// The run a call belongs to, and where it is recorded.
 #[derive(Clone)]
@@ -28,6 +33,13 @@ impl Recorder {
             run,
             events,
             warned: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Records one call; a failed write is reported (once) and the run goes on.
+    pub fn record(&self, call: &Call<'_>) {
+        if let Err(e) = self.store.record_call(&self.run, call) {
+            self.failed(&format!("a {} call", call.kind), &e);
         }
     }
 
@@ -52,54 +64,167 @@ pub fn request_hash(request_json: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A model whose every call is recorded in the run store.
-pub struct Recorded {
-    pub inner: Arc<dyn ChatModel>,
-    pub recorder: Recorder,
-    pub agent: String,
+/// The run's calls: recorded in the store as they are made, and answered from a recording
+/// when there is one. Every model and tool call of an agent goes through here.
+#[derive(Clone, Default)]
+pub struct CallLog {
+    pub recorder: Option<Recorder>,
+    pub cassette: Option<Arc<Cassette>>,
 }
 
-impl ChatModel for Recorded {
-    fn chat<'a>(
-        &'a self,
-        request: &'a ChatRequest,
-    ) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let result = self.inner.chat(request).await;
-            let request_json = serde_json::to_string(request).unwrap_or_default();
+/// A call's result, and the recorded call that answered it when one did.
+pub struct Answered<T> {
+    pub result: T,
+    pub replayed: Option<u64>,
+}
+
+impl CallLog {
+    /// Whom a replayed call is charged to: a resumed run paid for its own record before.
+    pub fn charge(&self, replayed: Option<u64>) -> Charge {
+        match (&self.cassette, replayed) {
+            (Some(c), Some(_)) if c.mode() == Mode::Resume => Charge::Prepaid,
+            _ => Charge::Paid,
+        }
+    }
+
+    fn replayed_event(&self, kind: CallKind, task: &str, agent: &str, seq: u64) {
+        let (Some(c), Some(r)) = (&self.cassette, &self.recorder) else {
+            return;
+        };
+        r.events.emit(EventKind::CallReplayed {
+            kind: kind.as_str().into(),
+            task: task.into(),
+            agent: agent.into(),
+            from_run: c.run().into(),
+            call: seq,
+        });
+    }
+
+    /// A model call: from the recording when it has this request, else `live` (or, with
+    /// [`Mode::Only`], an error that shows the closest recorded request).
+    pub async fn model(
+        &self,
+        task: &str,
+        agent: &str,
+        request: &ChatRequest,
+        live: impl Future<Output = (Result<ChatResponse, LlmError>, Vec<Retry>)>,
+    ) -> Answered<(Result<ChatResponse, LlmError>, Vec<Retry>)> {
+        if self.recorder.is_none() && self.cassette.is_none() {
+            return Answered {
+                result: live.await,
+                replayed: None,
+            };
+        }
+        let request_json = serde_json::to_string(request).unwrap_or_default();
+        let sha = request_hash(&request_json);
+        if let Some(c) = &self.cassette {
+            if let Some(hit) = c.take(CallKind::Model, &sha)
+                && let Ok(Ok(resp)) = hit
+                    .response
+                    .as_deref()
+                    .map(serde_json::from_str::<ChatResponse>)
+            {
+                self.replayed_event(CallKind::Model, task, agent, hit.seq);
+                return Answered {
+                    result: (Ok(resp), Vec::new()),
+                    replayed: Some(hit.seq),
+                };
+            }
+            if c.mode() == Mode::Only {
+                let why = c.explain_miss(agent, &request_json);
+                return Answered {
+                    result: (
+                        Err(LlmError::Config {
+                            message: format!(
+                                "this request is not in the recording of run {}: {why}",
+                                c.run()
+                            ),
+                            hint: "`--replay-calls` answers only requests recorded exactly; run without it to call the model, or replay a recording of this crew as it is now".into(),
+                        }),
+                        Vec::new(),
+                    ),
+                    replayed: None,
+                };
+            }
+        }
+        let started = Instant::now();
+        let (result, retries) = live.await;
+        if let Some(rec) = &self.recorder {
             let (response, error, usage) = match &result {
                 Ok(r) => (serde_json::to_string(r).ok(), None, Some(r.usage)),
                 Err(e) => (None, Some(e.to_string()), None),
             };
-            let call = Call {
-                kind: "model",
-                task: None,
-                agent: Some(&self.agent),
-                request_sha256: &request_hash(&request_json),
+            rec.record(&Call {
+                kind: CallKind::Model.as_str(),
+                task: Some(task),
+                agent: Some(agent),
+                request_sha256: &sha,
                 request: &request_json,
                 response: response.as_deref(),
                 error: error.as_deref(),
                 input_tokens: usage.map(|u| u.input_tokens),
                 output_tokens: usage.map(|u| u.output_tokens),
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        Answered {
+            result: (result, retries),
+            replayed: None,
+        }
+    }
+
+    /// A tool call: from the recording when it has this call (a tool's error included: it is
+    /// what the model saw), else `live`. Tools are never refused for want of a recording.
+    pub async fn tool(
+        &self,
+        task: &str,
+        agent: &str,
+        name: &str,
+        raw_args: &str,
+        live: impl Future<Output = Result<String, ToolError>>,
+    ) -> Answered<Result<String, ToolError>> {
+        if self.recorder.is_none() && self.cassette.is_none() {
+            return Answered {
+                result: live.await,
+                replayed: None,
             };
-            if let Err(e) = self.recorder.store.record_call(&self.recorder.run, &call) {
-                self.recorder.failed("a model call", &e);
-            }
-            result
-        })
-    }
-
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    fn context_window(&self) -> Option<u32> {
-        self.inner.context_window()
-    }
-
-    fn constrained_decoding(&self) -> bool {
-        self.inner.constrained_decoding()
+        }
+        let request_json = serde_json::json!({"tool": name, "arguments": raw_args}).to_string();
+        let sha = request_hash(&request_json);
+        if let Some(hit) = self
+            .cassette
+            .as_ref()
+            .and_then(|c| c.take(CallKind::Tool, &sha))
+        {
+            self.replayed_event(CallKind::Tool, task, agent, hit.seq);
+            return Answered {
+                result: hit.response.map_err(ToolError),
+                replayed: Some(hit.seq),
+            };
+        }
+        let started = Instant::now();
+        let result = live.await;
+        if let Some(rec) = &self.recorder {
+            let (response, error) = match &result {
+                Ok(s) => (Some(s.as_str()), None),
+                Err(e) => (None, Some(e.0.as_str())),
+            };
+            rec.record(&Call {
+                kind: CallKind::Tool.as_str(),
+                task: Some(task),
+                agent: Some(agent),
+                request_sha256: &sha,
+                request: &request_json,
+                response,
+                error,
+                input_tokens: None,
+                output_tokens: None,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+        Answered {
+            result,
+            replayed: None,
+        }
     }
 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 pub use owner::Owner;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS runs (
     output_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd     REAL,
     ended_by     TEXT,
-    record       TEXT
+    record       TEXT,
+    options      TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS runs_by_crew ON runs(crew, started_ms);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -118,6 +119,9 @@ pub struct NewRun<'a> {
     pub documents: &'a serde_json::Value,
     pub out_dir: &'a str,
     pub started_ms: u64,
+    /// How the run was started, as needed to resume or replay it (documents and where they were
+    /// read from, the prompt fence, each agent's context window): the runtime's to define.
+    pub options: &'a serde_json::Value,
 }
 
 /// How a run stands, as the store says: a run recorded as running whose owner is gone is
@@ -185,6 +189,33 @@ pub struct Call<'a> {
     pub duration_ms: u64,
 }
 
+/// What a run was started from.
+#[derive(Debug, Clone)]
+pub struct RunSource {
+    pub crew_file: String,
+    pub crew_text: String,
+    pub crew_sha256: String,
+    pub inputs: serde_json::Value,
+    pub documents: serde_json::Value,
+    pub out_dir: String,
+    pub options: serde_json::Value,
+}
+
+/// One recorded call, as read back.
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    pub seq: u64,
+    pub kind: String,
+    pub task: Option<String>,
+    pub agent: Option<String>,
+    pub request_sha256: String,
+    pub request: String,
+    pub response: Option<String>,
+    pub error: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+}
+
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
@@ -250,6 +281,11 @@ impl Store {
                 found: version,
             });
         }
+        if version == 1 {
+            // Schema 1 had no `options` (how the run was started: documents, fence, windows).
+            conn.execute_batch("ALTER TABLE runs ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
+                .map_err(|e| open_err(e.to_string()))?;
+        }
         conn.execute_batch(SCHEMA)
             .map_err(|e| open_err(e.to_string()))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -271,8 +307,9 @@ impl Store {
     pub fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO runs (id, parent, crew, crew_file, crew_text, crew_sha256, inputs,
-                               documents, out_dir, status, owner_pid, owner_host, started_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10, ?11, ?12)",
+                               documents, out_dir, status, owner_pid, owner_host, started_ms,
+                               options)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10, ?11, ?12, ?13)",
             params![
                 run.id,
                 run.parent,
@@ -286,9 +323,125 @@ impl Store {
                 std::process::id(),
                 owner::host(),
                 sql_int(run.started_ms),
+                run.options.to_string(),
             ],
         )?;
         Ok(())
+    }
+
+    /// Makes this process the recorded owner of `run` again (a resume): running, not ended.
+    pub fn take_over(&self, run: &str) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "UPDATE runs SET status = 'running', owner_pid = ?2, owner_host = ?3,
+                             finished_ms = NULL, ended_by = NULL
+             WHERE id = ?1",
+            params![run, std::process::id(), owner::host()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchRun(run.to_string()));
+        }
+        Ok(())
+    }
+
+    /// What a run was started from: its crew file, inputs, documents and options.
+    pub fn source(&self, run: &str) -> Result<RunSource, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT crew_file, crew_text, crew_sha256, inputs, documents, out_dir, options
+                 FROM runs WHERE id = ?1",
+                [run],
+                |r| {
+                    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+                        let s: String = r.get(i)?;
+                        Ok(serde_json::from_str(&s).unwrap_or(serde_json::Value::Null))
+                    };
+                    Ok(RunSource {
+                        crew_file: r.get(0)?,
+                        crew_text: r.get(1)?,
+                        crew_sha256: r.get(2)?,
+                        inputs: json(3)?,
+                        documents: json(4)?,
+                        out_dir: r.get(5)?,
+                        options: json(6)?,
+                    })
+                },
+            )
+            .optional()?;
+        row.ok_or_else(|| StoreError::NoSuchRun(run.to_string()))
+    }
+
+    /// A run's recorded calls, in the order they were made.
+    pub fn calls(&self, run: &str) -> Result<Vec<CallRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT seq, kind, task, agent, request_sha256, request, response, error,
+                    input_tokens, output_tokens
+             FROM calls WHERE run = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map([run], |r| {
+                Ok(CallRow {
+                    seq: millis(r.get(0)?),
+                    kind: r.get(1)?,
+                    task: r.get(2)?,
+                    agent: r.get(3)?,
+                    request_sha256: r.get(4)?,
+                    request: r.get(5)?,
+                    response: r.get(6)?,
+                    error: r.get(7)?,
+                    input_tokens: r.get::<_, Option<i64>>(8)?.map(millis),
+                    output_tokens: r.get::<_, Option<i64>>(9)?.map(millis),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A run's last `run.json` record, as its latest checkpoint wrote it.
+    pub fn record(&self, run: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let text: Option<Option<String>> = self
+            .conn()
+            .query_row("SELECT record FROM runs WHERE id = ?1", [run], |r| r.get(0))
+            .optional()?;
+        let text = text.ok_or_else(|| StoreError::NoSuchRun(run.to_string()))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// The highest event sequence number of a run (0 when it has none).
+    pub fn last_event_seq(&self, run: &str) -> Result<u64, StoreError> {
+        let seq: i64 = self.conn().query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE run = ?1",
+            [run],
+            |r| r.get(0),
+        )?;
+        Ok(millis(seq))
+    }
+
+    /// Deletes the oldest ended runs of `crew` beyond the newest `keep` (a run that is running
+    /// or crashed is never deleted: it may be resumed). Returns the ids deleted.
+    pub fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT id FROM runs WHERE crew = ?1 AND status != 'running'
+                 ORDER BY id DESC LIMIT -1 OFFSET ?2",
+            )?;
+            stmt.query_map(params![crew, sql_int(keep as u64)], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for id in &ids {
+            // Children keep their outputs; only the link to a deleted parent goes.
+            tx.execute("UPDATE runs SET parent = NULL WHERE parent = ?1", [id])?;
+            tx.execute("DELETE FROM runs WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(ids)
     }
 
     /// Appends events (sequence number, type, JSON body) in one transaction.

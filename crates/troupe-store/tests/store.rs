@@ -18,6 +18,7 @@ fn new_run<'a>(id: &'a str, crew: &'a str, inputs: &'a serde_json::Value) -> New
         documents: inputs,
         out_dir: "runs/x",
         started_ms: 1000,
+        options: inputs,
     }
 }
 
@@ -149,4 +150,105 @@ fn ids_sort_by_start_and_prefixes_resolve() {
         store.resolve(""),
         Err(troupe_store::StoreError::Ambiguous { n: 3, .. })
     ));
+}
+
+#[test]
+fn a_run_is_taken_over_read_back_whole_and_pruned_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let store = Store::open(&path).unwrap();
+    let opts = json!({"fence": "abc"});
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let id = new_run_id();
+        store.create_run(&new_run(&id, "x", &opts)).unwrap();
+        ids.push(id);
+    }
+    let call = |n: u64| Call {
+        kind: if n.is_multiple_of(2) { "model" } else { "tool" },
+        task: Some("t"),
+        agent: Some("a"),
+        request_sha256: "ab",
+        request: "{}",
+        response: Some("r"),
+        error: None,
+        input_tokens: Some(n),
+        output_tokens: None,
+        duration_ms: 1,
+    };
+    store.record_call(&ids[0], &call(2)).unwrap();
+    store.record_call(&ids[0], &call(3)).unwrap();
+    let calls = store.calls(&ids[0]).unwrap();
+    assert_eq!(
+        calls
+            .iter()
+            .map(|c| (c.seq, c.kind.as_str(), c.input_tokens))
+            .collect::<Vec<_>>(),
+        [(1, "model", Some(2)), (2, "tool", Some(3))]
+    );
+    let source = store.source(&ids[0]).unwrap();
+    assert_eq!(source.options["fence"], "abc");
+    assert_eq!(source.crew_text, "{}");
+
+    // A run ended by a failure is taken over by a resume: running again, not ended.
+    let ended = |id: &str, status: &str| {
+        store
+            .checkpoint(
+                id,
+                status,
+                &[],
+                (0, 0, None),
+                Some("task `t`: boom"),
+                Some(9),
+                &json!({}),
+            )
+            .unwrap();
+    };
+    ended(&ids[0], "failed");
+    let _owner = Owner::acquire(&path, &ids[0]).unwrap();
+    store.take_over(&ids[0]).unwrap();
+    let row = store.run(&ids[0]).unwrap();
+    assert_eq!(row.standing, Standing::Running);
+    assert_eq!((row.ended_by, row.finished_ms), (None, None));
+    assert!(store.take_over("nope").is_err());
+    assert_eq!(store.last_event_seq(&ids[0]).unwrap(), 0);
+
+    // Keep the newest two ended runs; never a running (or crashed) one.
+    for id in &ids[1..] {
+        ended(id, "completed");
+    }
+    let pruned = store.prune("x", 2).unwrap();
+    assert_eq!(pruned, [ids[1].clone()]);
+    assert!(store.run(&ids[1]).is_err());
+    assert!(store.calls(&ids[0]).unwrap().len() == 2);
+    assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), 3);
+}
+
+/// A store written by the first schema (no `options`) opens and gains the column.
+#[test]
+fn a_schema_1_store_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, parent TEXT, crew TEXT NOT NULL,
+                crew_file TEXT NOT NULL, crew_text TEXT NOT NULL, crew_sha256 TEXT NOT NULL,
+                inputs TEXT NOT NULL, documents TEXT NOT NULL, out_dir TEXT NOT NULL,
+                status TEXT NOT NULL, owner_pid INTEGER NOT NULL, owner_host TEXT NOT NULL,
+                started_ms INTEGER NOT NULL, finished_ms INTEGER,
+                input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+                cost_usd REAL, ended_by TEXT, record TEXT);
+             INSERT INTO runs VALUES ('old', NULL, 'x', 'f', '{}', '00', '{}', '[]', 'o',
+                'completed', 1, 'h', 5, 6, 0, 0, NULL, NULL, NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.source("old").unwrap().options, json!({}));
+    let id = new_run_id();
+    let opts = json!({"fence": "f"});
+    store.create_run(&new_run(&id, "x", &opts)).unwrap();
+    assert_eq!(store.source(&id).unwrap().options["fence"], "f");
 }

@@ -1,4 +1,5 @@
 pub mod plugin;
+pub mod resume;
 pub mod run;
 pub mod runs;
 pub mod schema;
@@ -13,6 +14,7 @@ use anyhow::anyhow;
 use troupe_crew::{Crew, LoadError};
 use troupe_docs::{ChunkOptions, Corpus, DocError, LoadOptions};
 use troupe_runtime::RunDocuments;
+use troupe_runtime::continuation::DocumentSource;
 
 use crate::exit::Failure;
 
@@ -48,6 +50,22 @@ pub fn load_documents(
     } else {
         (docs.to_vec(), PathBuf::from("."))
     };
+    // Recorded absolute, so that a resume reads the same files from any directory.
+    let source = DocumentSource {
+        specs,
+        base: std::path::absolute(&base).unwrap_or(base),
+        skip_unreadable,
+    };
+    load_documents_from(&source, crew)
+}
+
+/// The documents a stored run was started with, read again.
+pub fn load_documents_from(
+    source: &DocumentSource,
+    crew: &Crew,
+) -> Result<Option<RunDocuments>, Failure> {
+    let settings = crew.documents.clone().unwrap_or_default();
+    let (specs, base, skip_unreadable) = (&source.specs, &source.base, source.skip_unreadable);
     if specs.is_empty() {
         return Ok(None);
     }
@@ -62,7 +80,7 @@ pub fn load_documents(
         tokens: settings.chunk_tokens as usize,
         overlap: settings.chunk_overlap as usize,
     };
-    let (corpus, report) = Corpus::load(&specs, &base, &load, chunks).map_err(|e| {
+    let (corpus, report) = Corpus::load(specs, base, &load, chunks).map_err(|e| {
         let hint = if matches!(e, DocError::Unreadable(_)) {
             "\n  hint: fix or remove these files, or pass --skip-unreadable (crew file: \"documents\": {\"on_unreadable\": \"skip\"}) to go on without them"
         } else {
@@ -75,5 +93,6 @@ pub fn load_documents(
         skipped: report.skipped.iter().map(ToString::to_string).collect(),
         ignored: report.ignored.iter().map(ToString::to_string).collect(),
         load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        source: Some(source.clone()),
     }))
 }

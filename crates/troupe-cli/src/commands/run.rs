@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use troupe_runtime::models::ProviderFactory;
+use troupe_runtime::continuation::{Continuation, ContinueMode};
+use troupe_runtime::models::{ModelFactory, ProviderFactory, RecordingOnly};
 use troupe_runtime::record::TaskStatus;
 use troupe_runtime::{RunError, RunOptions, RunStatus};
 
-use crate::cli::RunArgs;
+use crate::cli::{ProgressArgs, RunArgs};
 use crate::exit::{Failure, INTERRUPTED, OK, RUN_FAILED};
 use crate::render::Renderer;
 
@@ -19,33 +20,73 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(dir_name(&crew.name)));
+    let documents = super::load_documents(&args.docs.docs, args.docs.skip_unreadable, &crew)?;
+    let store = super::open_store(&args.store)?;
+    let (continuation, models): (_, Arc<dyn ModelFactory>) = match &args.replay_calls {
+        Some(run) => {
+            let id = store.resolve(run).map_err(Failure::user)?;
+            let c = Continuation::load(&store, ContinueMode::ReplayCalls { source: id })
+                .map_err(Failure::user)?;
+            let models = Arc::new(RecordingOnly {
+                models: c.options.models.clone(),
+            });
+            (Some(c), models)
+        }
+        None => (None, Arc::new(ProviderFactory::from_env())),
+    };
+    execute(Execution {
+        crew,
+        out,
+        documents,
+        store,
+        continuation,
+        models,
+        progress: args.progress,
+    })
+}
+
+/// What one run needs, whichever command starts it.
+pub struct Execution {
+    pub crew: troupe_crew::Crew,
+    pub out: PathBuf,
+    pub documents: Option<troupe_runtime::RunDocuments>,
+    pub store: Arc<troupe_store::Store>,
+    pub continuation: Option<Continuation>,
+    pub models: Arc<dyn ModelFactory>,
+    pub progress: ProgressArgs,
+}
+
+/// Runs a crew (new, resumed or replayed), renders it, summarises it, and gives its exit code.
+pub fn execute(x: Execution) -> Result<u8, Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))?;
-    let documents = super::load_documents(&args.docs.docs, args.docs.skip_unreadable, &crew)?;
-    let store = super::open_store(&args.store)?;
-    let mut renderer = Renderer::new(args.quiet, args.events);
+    let mut renderer = Renderer::new(x.progress.quiet, x.progress.events);
     let opts = RunOptions {
-        out_dir: out,
-        models: Arc::new(ProviderFactory::from_env()),
+        out_dir: x.out,
+        models: x.models,
         tools: troupe_runtime::default_tools(),
         on_event: Some(Box::new(move |e| renderer.event(e))),
-        documents,
-        store: Some(store.clone()),
+        documents: x.documents,
+        store: Some(x.store.clone()),
+        continuation: x.continuation,
     };
-    let report = runtime.block_on(troupe_runtime::run(crew, opts, ctrl_c()));
+    let report = runtime.block_on(troupe_runtime::run(x.crew, opts, ctrl_c()));
     let report = match report {
         Ok(r) => r,
         Err(
-            e
-            @ (RunError::Setup(_) | RunError::OutDir(_) | RunError::Store(_) | RunError::Owner(_)),
+            e @ (RunError::Setup(_)
+            | RunError::OutDir(_)
+            | RunError::Store(_)
+            | RunError::Owner(_)
+            | RunError::Continue(_)),
         ) => {
             return Err(Failure::user(e));
         }
         Err(e @ RunError::Io { .. }) => return Err(Failure::internal(e)),
     };
-    summary(&report, store.path());
+    summary(&report, x.store.path());
     Ok(match report.status {
         RunStatus::Completed => OK,
         RunStatus::Interrupted => INTERRUPTED,
@@ -61,7 +102,7 @@ async fn ctrl_c() {
     }
 }
 
-fn dir_name(name: &str) -> String {
+pub fn dir_name(name: &str) -> String {
     let s: String = name
         .chars()
         .map(|c| {
@@ -101,6 +142,12 @@ fn summary(report: &troupe_runtime::RunReport, store: &std::path::Path) {
     );
     if let Some(c) = r.totals.cost_usd {
         s.push_str(&format!(" · ${c:.4}"));
+    }
+    if report.replayed_calls > 0 {
+        s.push_str(&format!(
+            " · {} answered from the recording, not paid again",
+            report.replayed_calls
+        ));
     }
     let files: Vec<&str> = r
         .tasks

@@ -1,8 +1,8 @@
-//! `troupe runs` and `troupe show`: what the run store holds.
+//! `troupe runs`, `troupe show` and `troupe export`: what the run store holds.
 
 use troupe_store::{RunFilter, RunRow, Standing};
 
-use crate::cli::{RunsArgs, ShowArgs};
+use crate::cli::{ExportArgs, RunsArgs, ShowArgs};
 use crate::exit::{Failure, OK};
 
 /// `2026-12-02 07:41:03` (UTC) of a Unix time in milliseconds.
@@ -139,5 +139,59 @@ pub fn show(args: ShowArgs) -> Result<u8, Failure> {
         }
     }
     crate::term::out_line(out.trim_end());
+    Ok(OK)
+}
+
+/// `troupe export RUN --out DIR`: the output directory of a stored run, written from the store
+/// (each task's output file, `run.json`, `events.jsonl`).
+pub fn export(args: ExportArgs) -> Result<u8, Failure> {
+    use std::io::Write;
+    use troupe_runtime::outdir::{self, OutDir};
+    use troupe_runtime::record::{self, TaskRecord};
+
+    let store = super::open_store(&args.store)?;
+    let id = store.resolve(&args.run).map_err(Failure::user)?;
+    let out = OutDir::open(&args.out).map_err(Failure::user)?;
+    let io = |what: &str, e: std::io::Error| {
+        Failure::internal(anyhow::anyhow!(
+            "cannot write {what} in `{}`: {e}",
+            args.out.display()
+        ))
+    };
+    let mut files = 0;
+    for t in store.tasks(&id).map_err(Failure::user)? {
+        let Ok(rec) = serde_json::from_value::<TaskRecord>(t.record) else {
+            continue;
+        };
+        for f in &rec.files {
+            record::write_task_output(&out, &rec, Some(std::path::Path::new(f)))
+                .map_err(|e| io(f, e))?;
+            files += 1;
+        }
+    }
+    if let Some(r) = store.record(&id).map_err(Failure::user)? {
+        let mut json = serde_json::to_vec_pretty(&r).unwrap_or_default();
+        json.push(b'\n');
+        out.write(std::path::Path::new(outdir::RUN_FILE), &json)
+            .map_err(|e| io(outdir::RUN_FILE, e))?;
+        files += 1;
+    }
+    let events = store.events(&id).map_err(Failure::user)?;
+    let mut log = out
+        .create_log(outdir::EVENTS_FILE)
+        .map_err(|e| io(outdir::EVENTS_FILE, e))?;
+    let mut body = String::new();
+    for (_, _, line) in &events {
+        body.push_str(line);
+        body.push('\n');
+    }
+    log.write_all(body.as_bytes())
+        .map_err(|e| io(outdir::EVENTS_FILE, e))?;
+    files += 1;
+    crate::term::out_line(&format!(
+        "run {id}: wrote {files} file(s) to {} ({} event(s))",
+        args.out.display(),
+        events.len()
+    ));
     Ok(OK)
 }

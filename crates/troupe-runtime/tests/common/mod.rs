@@ -81,8 +81,10 @@ pub async fn run_with(
                 skipped: Vec::new(),
                 ignored: Vec::new(),
                 load_ms: 0,
+                source: None,
             }),
             store: None,
+            continuation: None,
         },
         shutdown,
     )
