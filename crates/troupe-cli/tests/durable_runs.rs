@@ -611,3 +611,62 @@ fn resume_refuses_a_changed_crew_or_documents_and_a_run_that_is_still_owned() {
     assert_eq!(delivered(&exported), delivered(&tmp.path().join("out")));
     assert_eq!(events(&exported).len(), ev.len());
 }
+
+/// A run stopped by its token budget: resumed as it is, it stops at once (the budget goes on
+/// from what was spent); resumed with a raised budget, it completes as an unstopped run would,
+/// answering every recorded call from the record although its answer caps were lower then.
+#[test]
+fn a_budget_stopped_run_resumes_from_what_it_spent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let crew_path = crew(tmp.path());
+    let server = Server::start();
+    let (_, baseline, _) = completed_run(&server, tmp.path(), &crew_path, "baseline");
+    let expected = delivered(&baseline);
+    let total = server.seen();
+
+    let mut tight = read_json(&crew_path);
+    tight["limits"] = json!({"max_tokens": 1200});
+    std::fs::write(&crew_path, serde_json::to_string_pretty(&tight).unwrap()).unwrap();
+    let store = tmp.path().join("runs.db");
+    let out = tmp.path().join("out");
+    let before = server.seen();
+    let o = troupe_with(&server.fake.url, &store)
+        .arg("run")
+        .arg(&crew_path)
+        .arg("--out")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(read_json(&out.join("run.json"))["status"], "budget_exhausted");
+    let made = server.seen() - before;
+    let id = only_run(&store);
+    let recorded = recorded_model_calls(&store, &id).len();
+
+    let resume = || {
+        troupe_with(&server.fake.url, &store)
+            .args(["resume", &id, "-q"])
+            .output()
+            .unwrap()
+    };
+    let before = server.seen();
+    let o = resume();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(server.seen(), before, "an exhausted budget makes no call");
+    assert_eq!(read_json(&out.join("run.json"))["status"], "budget_exhausted");
+
+    tight["limits"] = json!({"max_tokens": 100000});
+    std::fs::write(&crew_path, serde_json::to_string_pretty(&tight).unwrap()).unwrap();
+    let o = resume();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(delivered(&out), expected);
+    let resumed = server.seen() - before;
+    assert_eq!(resumed, total - recorded, "made {made}, recorded {recorded}");
+    let run = read_json(&out.join("run.json"));
+    // Every call was paid once: the run's total counts the first part and the resumed part.
+    assert_eq!(
+        run["totals"]["model_calls"].as_u64().unwrap() as usize,
+        recorded + resumed
+    );
+}

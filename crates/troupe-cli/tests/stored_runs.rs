@@ -173,3 +173,48 @@ fn an_unknown_run_is_a_user_error_with_a_hint() {
     assert!(err.contains("no run `0000` in the store"), "{err}");
     assert!(err.contains("hint: `troupe runs` lists"), "{err}");
 }
+
+/// `limits.keep_runs`: a new run deletes the oldest ended runs of its crew beyond the limit,
+/// and says so in an event that names the key.
+#[test]
+fn old_runs_are_pruned_to_keep_runs_with_an_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("runs.db");
+    let server = FakeServer::start(|r| Reply::text(&format!("Notes on: {}", r.task())));
+    let mut value = read_json(&crew(tmp.path()));
+    value["limits"] = json!({"keep_runs": 1});
+    let file = crew_file(tmp.path(), "kept.json", &value);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let out = tmp.path().join(format!("out{i}"));
+        let o = troupe_in(&server.url, &store)
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let pruned = events(&out)
+            .into_iter()
+            .filter(|e| e["type"] == "runs_pruned")
+            .collect::<Vec<_>>();
+        // Before the third run two runs have ended; one is kept.
+        match i {
+            2 => {
+                assert_eq!(pruned.len(), 1, "{pruned:?}");
+                assert_eq!(pruned[0]["removed"], 1);
+                assert_eq!(pruned[0]["key"], "limits.keep_runs");
+            }
+            _ => assert!(pruned.is_empty(), "run {i}: {pruned:?}"),
+        }
+        let s = troupe_store::Store::open(&store).unwrap();
+        ids = s
+            .runs(&troupe_store::RunFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+    }
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}

@@ -201,6 +201,8 @@ pub struct RunLimits {
     pub max_delegations: u32,
     /// Tasks running at once.
     pub max_parallel: usize,
+    /// Ended runs of this crew kept in the run store.
+    pub keep_runs: u32,
     pub on_failure: OnFailure,
     pub on_limit: OnFailure,
 }
@@ -208,4 +210,5 @@ pub struct RunLimits {
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_TOKENS: u64 = 1_000_000;
 pub const DEFAULT_MAX_PARALLEL: u32 = 8;
+pub const DEFAULT_KEEP_RUNS: u32 = 100;
 pub const DEFAULT_MAX_ROUNDS: u32 = 2;

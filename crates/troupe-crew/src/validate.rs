@@ -1008,6 +1008,7 @@ impl Checker<'_> {
                 .max_delegations
                 .unwrap_or(3 * u32::try_from(n_tasks).unwrap_or(u32::MAX / 3)),
             max_parallel: s.max_parallel.unwrap_or(DEFAULT_MAX_PARALLEL) as usize,
+            keep_runs: s.keep_runs.unwrap_or(crate::model::DEFAULT_KEEP_RUNS),
             on_failure: s.on_failure.unwrap_or(OnFailure::Stop),
             on_limit: s.on_limit.unwrap_or(OnFailure::Continue),
         }

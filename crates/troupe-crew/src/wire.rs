@@ -408,6 +408,10 @@ pub struct LimitsSpec {
     /// crews): the rest wait for a free slot. Default: 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,
+    /// Ended runs of this crew kept in the run store: when a run starts, older ones are deleted
+    /// (running and crashed runs are always kept: they can be resumed). Default: 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_runs: Option<u32>,
     /// Delegations (assignments and re-assignments) a manager may make in one run. Default: 3 per task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delegations: Option<u32>,

@@ -216,6 +216,20 @@ pub async fn run(
         (None, _) => None,
     };
     let cassette = continuation.as_ref().and_then(|c| c.cassette.clone());
+    // The store keeps `limits.keep_runs` ended runs of a crew; said when older ones go.
+    let pruned = match (&stored, &resuming) {
+        (Some(s), None) => match s.store.prune(&crew.name, crew.limits.keep_runs as usize) {
+            Ok(ids) => ids.len(),
+            Err(e) => {
+                events.emit(EventKind::Warning {
+                    task: None,
+                    message: format!("the run store could not delete old runs: {e}"),
+                });
+                0
+            }
+        },
+        _ => 0,
+    };
     let fallbacks = prepared.fallbacks;
     // Plugin tools hold an event sender: nothing of the set-up may outlive the agents, or the
     // event pump would wait for it forever.
@@ -329,6 +343,13 @@ pub async fn run(
             requested: f.requested,
             used: f.used,
             reason: f.reason,
+        });
+    }
+    if pruned > 0 {
+        events.emit(EventKind::RunsPruned {
+            removed: pruned,
+            keep: crew.limits.keep_runs as usize,
+            key: "limits.keep_runs".into(),
         });
     }
     if let Some(c) = &continuation {

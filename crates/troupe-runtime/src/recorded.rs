@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use troupe_llm::{ChatRequest, ChatResponse, LlmError, Retry};
 use troupe_store::{Call, Store};
 
-use crate::cassette::{CallKind, Cassette, Mode};
+use crate::cassette::{CallKind, Cassette, Mode, model_key};
 use crate::events::{EventKind, Events};
 use crate::ledger::Charge;
 use crate::tool::ToolError;
@@ -118,7 +118,8 @@ impl CallLog {
         let request_json = serde_json::to_string(request).unwrap_or_default();
         let sha = request_hash(&request_json);
         if let Some(c) = &self.cassette {
-            if let Some(hit) = c.take(CallKind::Model, &sha)
+            let cap = request.max_tokens;
+            if let Some(hit) = c.take(CallKind::Model, &model_key(request), |h| h.answers_cap(cap))
                 && let Ok(Ok(resp)) = hit
                     .response
                     .as_deref()
@@ -194,7 +195,7 @@ impl CallLog {
         if let Some(hit) = self
             .cassette
             .as_ref()
-            .and_then(|c| c.take(CallKind::Tool, &sha))
+            .and_then(|c| c.take(CallKind::Tool, &sha, |_| true))
         {
             self.replayed_event(CallKind::Tool, task, agent, hit.seq);
             return Answered {

@@ -425,6 +425,8 @@ impl Store {
             let conn = self.conn();
             let mut stmt = conn.prepare(
                 "SELECT id FROM runs WHERE crew = ?1 AND status != 'running'
+                   AND id NOT IN (SELECT parent FROM runs
+                                  WHERE status = 'running' AND parent IS NOT NULL)
                  ORDER BY id DESC LIMIT -1 OFFSET ?2",
             )?;
             stmt.query_map(params![crew, sql_int(keep as u64)], |r| r.get(0))?
@@ -441,6 +443,9 @@ impl Store {
             tx.execute("DELETE FROM runs WHERE id = ?1", [id])?;
         }
         tx.commit()?;
+        for id in &ids {
+            owner::forget(&self.path, id);
+        }
         Ok(ids)
     }
 

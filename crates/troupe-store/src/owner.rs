@@ -79,6 +79,11 @@ pub fn is_live(store: &Path, run: &str) -> bool {
     matches!(file.try_lock(), Err(TryLockError::WouldBlock))
 }
 
+/// Removes the lock file of a run deleted from the store (nothing owns it any more).
+pub fn forget(store: &Path, run: &str) {
+    let _ = std::fs::remove_file(lock_path(store, run));
+}
+
 /// This machine's name, for the record (`/proc/sys/kernel/hostname`, else `$HOSTNAME`).
 pub fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
