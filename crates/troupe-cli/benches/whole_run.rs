@@ -5,6 +5,8 @@
 //!    Also the same through the real OpenAI-compatible provider and HTTP against the fake server.
 //! 2. Concurrency: 50 crews × 3 sequential turns at a fixed 200 ms model latency, all at once:
 //!    wall time against the 0.6 s critical path.
+//! 4. The run store's cost: the same crews with and without a store (SQLite, WAL), per task and
+//!    per model call (each turn of the tool loop records a model call, a tool call and events).
 //! 3. Peak RSS of the `troupe` binary running one crew (VmHWM from /proc, sampled while it runs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -66,6 +68,15 @@ async fn run_one(
     out: &Path,
     models: Arc<dyn ModelFactory>,
 ) -> troupe_runtime::RunReport {
+    run_stored(crew, out, models, None).await
+}
+
+async fn run_stored(
+    crew: troupe_crew::Crew,
+    out: &Path,
+    models: Arc<dyn ModelFactory>,
+    store: Option<Arc<troupe_store::Store>>,
+) -> troupe_runtime::RunReport {
     let r = troupe_runtime::run(
         crew,
         RunOptions {
@@ -74,7 +85,7 @@ async fn run_one(
             tools: troupe_runtime::default_tools(),
             on_event: None,
             documents: None,
-            store: None,
+            store,
             continuation: None,
         },
         std::future::pending(),
@@ -168,6 +179,53 @@ fn main() {
         median(per_turn)
     );
     drop(server);
+
+    // 4. The run store's cost, interleaved with and without a store so drift hits both alike.
+    let store = Arc::new(troupe_store::Store::open(&tmp.path().join("runs.db")).unwrap());
+    let (mut task_off, mut task_on, mut call_off, mut call_on) = (vec![], vec![], vec![], vec![]);
+    for i in 0..15 {
+        for stored in [false, true] {
+            let c = crew("bench", turns, None);
+            let out = tmp.path().join(format!("store-task{i}-{stored}"));
+            let t = Instant::now();
+            let s = stored.then(|| store.clone());
+            rt.block_on(run_stored(c, &out, Arc::new(Scripted(model.clone())), s));
+            let ms = t.elapsed().as_secs_f64() * 1e3 / turns as f64;
+            if stored {
+                task_on.push(ms)
+            } else {
+                task_off.push(ms)
+            }
+        }
+    }
+    for i in 0..7 {
+        for stored in [false, true] {
+            let mut c = crew("loop", 1, None);
+            c.agents[0].tools = vec!["text.stats".into()];
+            c.tasks[0].limits.max_iterations = 1000;
+            c.tasks[0].limits.max_repeated_tool_calls = 1000;
+            let out = tmp.path().join(format!("store-loop{i}-{stored}"));
+            let t = Instant::now();
+            let s = stored.then(|| store.clone());
+            rt.block_on(run_stored(c, &out, Arc::new(Scripted(long.clone())), s));
+            let ms = t.elapsed().as_secs_f64() * 1e3 / 200.0;
+            if stored {
+                call_on.push(ms)
+            } else {
+                call_off.push(ms)
+            }
+        }
+    }
+    let (t_off, t_on) = (median(task_off), median(task_on));
+    let (c_off, c_on) = (median(call_off), median(call_on));
+    println!(
+        "run store cost per task: median {t_on:.3} ms with a store vs {t_off:.3} ms without = +{:.3} ms (15 runs of {turns} tasks each way)",
+        t_on - t_off
+    );
+    println!(
+        "run store cost per model call (+ its tool call and events): median {c_on:.4} ms vs {c_off:.4} ms = +{:.4} ms (7 runs of 200 turns each way)",
+        c_on - c_off
+    );
 
     // 2. 50 crews × 3 turns at 200 ms latency, concurrently.
     let latency = Duration::from_millis(200);

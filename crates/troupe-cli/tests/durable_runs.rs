@@ -639,7 +639,10 @@ fn a_budget_stopped_run_resumes_from_what_it_spent() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert_eq!(read_json(&out.join("run.json"))["status"], "budget_exhausted");
+    assert_eq!(
+        read_json(&out.join("run.json"))["status"],
+        "budget_exhausted"
+    );
     let made = server.seen() - before;
     let id = only_run(&store);
     let recorded = recorded_model_calls(&store, &id).len();
@@ -654,7 +657,10 @@ fn a_budget_stopped_run_resumes_from_what_it_spent() {
     let o = resume();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(server.seen(), before, "an exhausted budget makes no call");
-    assert_eq!(read_json(&out.join("run.json"))["status"], "budget_exhausted");
+    assert_eq!(
+        read_json(&out.join("run.json"))["status"],
+        "budget_exhausted"
+    );
 
     tight["limits"] = json!({"max_tokens": 100000});
     std::fs::write(&crew_path, serde_json::to_string_pretty(&tight).unwrap()).unwrap();
@@ -662,7 +668,11 @@ fn a_budget_stopped_run_resumes_from_what_it_spent() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(delivered(&out), expected);
     let resumed = server.seen() - before;
-    assert_eq!(resumed, total - recorded, "made {made}, recorded {recorded}");
+    assert_eq!(
+        resumed,
+        total - recorded,
+        "made {made}, recorded {recorded}"
+    );
     let run = read_json(&out.join("run.json"));
     // Every call was paid once: the run's total counts the first part and the resumed part.
     assert_eq!(
