@@ -75,7 +75,7 @@ async fn run_stored(
     crew: troupe_crew::Crew,
     out: &Path,
     models: Arc<dyn ModelFactory>,
-    store: Option<Arc<troupe_store::Store>>,
+    store: Option<Arc<dyn troupe_store::RunStore>>,
 ) -> troupe_runtime::RunReport {
     let r = troupe_runtime::run(
         crew,
@@ -181,7 +181,8 @@ fn main() {
     drop(server);
 
     // 4. The run store's cost, interleaved with and without a store so drift hits both alike.
-    let store = Arc::new(troupe_store::Store::open(&tmp.path().join("runs.db")).unwrap());
+    let store: Arc<dyn troupe_store::RunStore> =
+        Arc::new(troupe_store::Store::open(&tmp.path().join("runs.db")).unwrap());
     let (mut task_off, mut task_on, mut call_off, mut call_on) = (vec![], vec![], vec![], vec![]);
     for i in 0..15 {
         for stored in [false, true] {

@@ -155,6 +155,10 @@ fn a_killed_run_is_crashed_not_running() {
     let shown = String::from_utf8_lossy(&show.stdout).to_string();
     assert!(shown.contains("status    crashed"), "{shown}");
     assert!(
+        shown.contains(&format!("`troupe resume {}` continues it", &id[..13])),
+        "{shown}"
+    );
+    assert!(
         shown.contains(&format!("pid {} on", child.id())) && shown.contains("is gone"),
         "{shown}"
     );

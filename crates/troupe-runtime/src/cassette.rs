@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use troupe_llm::Usage;
-use troupe_store::{CallRow, Store, StoreError};
+use troupe_store::{CallRow, RunStore, StoreError};
 
 use crate::diff;
 
@@ -87,7 +87,7 @@ pub struct Cassette {
 impl Cassette {
     /// The calls `run` recorded. Model calls that failed are not answers (they are made again);
     /// a tool's error is (it is what the model saw).
-    pub fn load(store: &Store, run: &str, mode: Mode) -> Result<Self, StoreError> {
+    pub fn load(store: &dyn RunStore, run: &str, mode: Mode) -> Result<Self, StoreError> {
         Ok(Self::from_calls(run, mode, store.calls(run)?))
     }
 

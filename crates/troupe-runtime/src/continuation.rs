@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use troupe_crew::Crew;
-use troupe_store::{CallRow, Store, StoreError};
+use troupe_store::{CallRow, RunStore, StoreError};
 
 use crate::cassette::{Cassette, Mode};
 use crate::record::{TaskRecord, TaskStatus};
@@ -100,7 +100,7 @@ pub struct Continuation {
 
 impl Continuation {
     /// Reads what `mode` needs from the store.
-    pub fn load(store: &Store, mode: ContinueMode) -> Result<Self, StoreError> {
+    pub fn load(store: &dyn RunStore, mode: ContinueMode) -> Result<Self, StoreError> {
         let from = mode.from_run().to_string();
         let source = store.source(&from)?;
         let options: StartOptions = serde_json::from_value(source.options).unwrap_or_default();

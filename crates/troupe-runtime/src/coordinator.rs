@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use troupe_crew::{Crew, Diagnostics, OnFailure, Process};
 
 use troupe_docs::Corpus;
-use troupe_store::Store;
+use troupe_store::RunStore;
 
 use crate::agent::AgentHandle;
 use crate::budget;
@@ -48,7 +48,7 @@ pub struct RunOptions {
     pub documents: Option<RunDocuments>,
     /// The run store: when given, the run, its tasks, events and model calls are recorded
     /// there as they happen, under a new run id that this process owns while it runs.
-    pub store: Option<Arc<Store>>,
+    pub store: Option<Arc<dyn RunStore>>,
     /// The stored run this one continues (a resume, a replay), when it does.
     pub continuation: Option<Continuation>,
 }
@@ -493,14 +493,14 @@ fn process_name(p: Process) -> &'static str {
 /// A stored run: its id, the store, and the lock that makes this process its owner.
 struct Stored {
     id: String,
-    store: Arc<Store>,
-    _owner: troupe_store::Owner,
+    store: Arc<dyn RunStore>,
+    _owner: troupe_store::OwnerGuard,
 }
 
 /// Takes a stored run over (a resume): this process becomes its owner, or is refused with the
 /// owner's pid when the run still has one.
-fn take_over_stored(store: &Arc<Store>, run: &str) -> Result<Stored, RunError> {
-    let owner = troupe_store::Owner::acquire(store.path(), run)?;
+fn take_over_stored(store: &Arc<dyn RunStore>, run: &str) -> Result<Stored, RunError> {
+    let owner = store.own(run)?;
     store.take_over(run)?;
     Ok(Stored {
         id: run.to_string(),
@@ -526,7 +526,7 @@ fn last_logged_seq(path: &std::path::Path) -> u64 {
 
 /// Records a new run in the store, owned by this process.
 fn start_stored(
-    store: &Arc<Store>,
+    store: &Arc<dyn RunStore>,
     crew: &Crew,
     corpus: Option<&Corpus>,
     out: &std::path::Path,
@@ -535,7 +535,7 @@ fn start_stored(
     options: &StartOptions,
 ) -> Result<Stored, RunError> {
     let id = troupe_store::new_run_id();
-    let owner = troupe_store::Owner::acquire(store.path(), &id)?;
+    let owner = store.own(&id)?;
     let documents: Vec<serde_json::Value> = corpus
         .map(|c| {
             c.documents()
@@ -587,7 +587,7 @@ fn pump(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
     file: std::fs::File,
     mut sink: Option<EventSink>,
-    mut store: Option<(Arc<Store>, String)>,
+    mut store: Option<(Arc<dyn RunStore>, String)>,
     first_seq: u64,
 ) {
     let mut w = std::io::LineWriter::new(file);
@@ -623,7 +623,7 @@ fn pump(
                         task: None,
                         message: format!(
                             "the run store `{}` could not record events: {e}; the output directory is complete, the store is not",
-                            st.path().display()
+                            st.location()
                         ),
                     },
                 };

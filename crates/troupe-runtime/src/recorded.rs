@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use troupe_llm::{ChatRequest, ChatResponse, LlmError, Retry};
-use troupe_store::{Call, Store};
+use troupe_store::{Call, RunStore};
 
 use crate::cassette::{CallKind, Cassette, Mode, model_key};
 use crate::events::{EventKind, Events};
@@ -19,7 +19,7 @@ use crate::tool::ToolError;
 /// The run a call belongs to, and where it is recorded.
 #[derive(Clone)]
 pub struct Recorder {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn RunStore>,
     pub run: String,
     pub events: Events,
     /// Whether a failed write was already reported (once per run, not once per call).
@@ -27,7 +27,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(store: Arc<Store>, run: String, events: Events) -> Self {
+    pub fn new(store: Arc<dyn RunStore>, run: String, events: Events) -> Self {
         Self {
             store,
             run,
@@ -51,7 +51,7 @@ impl Recorder {
                 task: None,
                 message: format!(
                     "the run store `{}` could not record {what}: {e}; the output directory is complete, the store is not",
-                    self.store.path().display()
+                    self.store.location()
                 ),
             });
         }

@@ -7,6 +7,8 @@
 //!
 //! Layout:
 //! - [`Store`]: open (creating and migrating the schema), write a run as it goes, read runs back;
+//! - [`RunStore`]: what the runtime needs of a store, as a trait, so that another backend can
+//!   follow; [`Store`] implements it;
 //! - [`owner`]: which process owns a live run (an OS file lock, so a run whose process is gone —
 //!   `kill -9`, a crash, a reboot — is seen as `crashed`, and two processes cannot own one run).
 //!
@@ -16,6 +18,7 @@
 //! version, so WAL and JSON functions behave the same on every machine.
 
 pub mod owner;
+pub mod run_store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -24,6 +27,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 pub use owner::Owner;
+pub use run_store::{OwnerGuard, RunStore};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 2;

@@ -55,7 +55,7 @@ pub fn resume(args: ResumeArgs) -> Result<u8, Failure> {
     let changed_limits = compare_crew(&id, &file, &source.crew_text, &text)?;
     let inputs = stored_inputs(&source);
     let crew = parse(&file, text, &inputs)?;
-    let mut cont = Continuation::load(&store, ContinueMode::Resume { run: id.clone() })
+    let mut cont = Continuation::load(&*store, ContinueMode::Resume { run: id.clone() })
         .map_err(Failure::user)?;
     cont.changed_limits = changed_limits;
     let documents = match &cont.options.documents {
@@ -91,7 +91,7 @@ pub fn replay(args: ReplayArgs) -> Result<u8, Failure> {
     continuation::unchanged_upstream(&parent, &crew, &args.from)
         .map_err(|e| Failure::user(anyhow!("{e}")))?;
     let cont = Continuation::load(
-        &store,
+        &*store,
         ContinueMode::Replay {
             parent: id.clone(),
             from: args.from.clone(),

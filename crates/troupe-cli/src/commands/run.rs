@@ -25,7 +25,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let (continuation, models): (_, Arc<dyn ModelFactory>) = match &args.replay_calls {
         Some(run) => {
             let id = store.resolve(run).map_err(Failure::user)?;
-            let c = Continuation::load(&store, ContinueMode::ReplayCalls { source: id })
+            let c = Continuation::load(&*store, ContinueMode::ReplayCalls { source: id })
                 .map_err(Failure::user)?;
             let models = Arc::new(RecordingOnly {
                 models: c.options.models.clone(),

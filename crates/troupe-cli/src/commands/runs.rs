@@ -104,6 +104,12 @@ pub fn show(args: ShowArgs) -> Result<u8, Failure> {
     if let Some(parent) = &r.parent {
         out.push_str(&format!("  parent    {parent}\n"));
     }
+    if !matches!(r.standing.as_str(), "running" | "completed") {
+        out.push_str(&format!(
+            "  resume    `troupe resume {}` continues it: completed tasks kept, recorded calls not paid again\n",
+            &r.id[..r.id.len().min(13)]
+        ));
+    }
     let calls = store.call_counts(&id).map_err(Failure::internal)?;
     let events = store.events(&id).map_err(Failure::internal)?;
     out.push_str(&format!(

@@ -1,0 +1,95 @@
+//! What the runtime needs of a run store, as a trait: [`crate::Store`] (SQLite) is the one
+//! implementation today; another backend (a server's database) implements the same.
+
+use crate::owner::OwnerError;
+use crate::{CallRow, NewRun, RunSource, StoreError, TaskRow};
+
+/// Held while this process owns a run; dropping it gives the run up.
+pub type OwnerGuard = Box<dyn Send + Sync>;
+
+/// A run store as a running, resuming or replaying run uses it.
+pub trait RunStore: Send + Sync {
+    /// Where the store is, for messages (`~/.local/share/troupe/runs.db`).
+    fn location(&self) -> String;
+    /// Makes this process `run`'s only owner, or says who owns it.
+    fn own(&self, run: &str) -> Result<OwnerGuard, OwnerError>;
+    fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError>;
+    /// Records this process as the owner of `run` again (a resume).
+    fn take_over(&self, run: &str) -> Result<(), StoreError>;
+    fn append_events(&self, run: &str, events: &[(u64, String, String)]) -> Result<(), StoreError>;
+    #[allow(clippy::too_many_arguments)]
+    fn checkpoint(
+        &self,
+        run: &str,
+        status: &str,
+        tasks: &[(&str, &str, serde_json::Value)],
+        totals: (u64, u64, Option<f64>),
+        ended_by: Option<&str>,
+        finished_ms: Option<u64>,
+        record: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    fn record_call(&self, run: &str, call: &crate::Call<'_>) -> Result<u64, StoreError>;
+    /// Deletes the oldest ended runs of `crew` beyond `keep`; returns their ids.
+    fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError>;
+    fn last_event_seq(&self, run: &str) -> Result<u64, StoreError>;
+    fn source(&self, run: &str) -> Result<RunSource, StoreError>;
+    fn tasks(&self, run: &str) -> Result<Vec<TaskRow>, StoreError>;
+    fn calls(&self, run: &str) -> Result<Vec<CallRow>, StoreError>;
+}
+
+impl RunStore for crate::Store {
+    fn location(&self) -> String {
+        self.path().display().to_string()
+    }
+    fn own(&self, run: &str) -> Result<OwnerGuard, OwnerError> {
+        Ok(Box::new(crate::Owner::acquire(self.path(), run)?))
+    }
+    fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
+        crate::Store::create_run(self, run)
+    }
+    fn take_over(&self, run: &str) -> Result<(), StoreError> {
+        crate::Store::take_over(self, run)
+    }
+    fn append_events(&self, run: &str, events: &[(u64, String, String)]) -> Result<(), StoreError> {
+        crate::Store::append_events(self, run, events)
+    }
+    fn checkpoint(
+        &self,
+        run: &str,
+        status: &str,
+        tasks: &[(&str, &str, serde_json::Value)],
+        totals: (u64, u64, Option<f64>),
+        ended_by: Option<&str>,
+        finished_ms: Option<u64>,
+        record: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        crate::Store::checkpoint(
+            self,
+            run,
+            status,
+            tasks,
+            totals,
+            ended_by,
+            finished_ms,
+            record,
+        )
+    }
+    fn record_call(&self, run: &str, call: &crate::Call<'_>) -> Result<u64, StoreError> {
+        crate::Store::record_call(self, run, call)
+    }
+    fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError> {
+        crate::Store::prune(self, crew, keep)
+    }
+    fn last_event_seq(&self, run: &str) -> Result<u64, StoreError> {
+        crate::Store::last_event_seq(self, run)
+    }
+    fn source(&self, run: &str) -> Result<RunSource, StoreError> {
+        crate::Store::source(self, run)
+    }
+    fn tasks(&self, run: &str) -> Result<Vec<TaskRow>, StoreError> {
+        crate::Store::tasks(self, run)
+    }
+    fn calls(&self, run: &str) -> Result<Vec<CallRow>, StoreError> {
+        crate::Store::calls(self, run)
+    }
+}
