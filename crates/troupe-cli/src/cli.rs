@@ -156,6 +156,10 @@ pub struct ProgressArgs {
 pub struct ResumeArgs {
     /// The run's id, or enough of its start to be unique
     pub run: String,
+    /// Continue in this output directory instead of the run's own (which another run may have
+    /// written since); the kept outputs are written there too
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub progress: ProgressArgs,
     #[command(flatten)]

@@ -452,6 +452,22 @@ fn a_replay_from_a_task_reruns_only_it_and_what_depends_on_it() {
         "{err}"
     );
     assert!(err.contains("hint: replay from `combine`"), "{err}");
+    // One instance re-runs, its siblings are kept: the for-each task itself may not change.
+    let mut changed = read_json(&crew);
+    changed["tasks"][0]["description"] = json!("Summarise {document} briefly: {document_text}");
+    let changed_file = crew_file(tmp.path(), "changed3.json", &changed);
+    let o = troupe_with(&server.fake.url, &store)
+        .args(["replay", &parent, "--from", "summarise[doc3.txt]", "--crew"])
+        .arg(&changed_file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("changes the for-each task `summarise`"),
+        "{err}"
+    );
+    assert!(err.contains("hint: replay from `summarise`"), "{err}");
     // An unknown task names the ones there are.
     let o = troupe_with(&server.fake.url, &store)
         .args(["replay", &parent, "--from", "nope"])
@@ -679,4 +695,73 @@ fn a_budget_stopped_run_resumes_from_what_it_spent() {
         run["totals"]["model_calls"].as_u64().unwrap() as usize,
         recorded + resumed
     );
+}
+
+/// A resume does not overwrite another run that has since written the same output directory:
+/// it is refused, and `--out` continues elsewhere.
+#[test]
+fn resume_keeps_off_an_output_directory_another_run_has_taken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let crew_path = crew(tmp.path());
+    let server = Server::start();
+    let store = tmp.path().join("runs.db");
+    let out = tmp.path().join("shared");
+    server.hold.store(2, Ordering::SeqCst);
+    let mut child = troupe_with(&server.fake.url, &store)
+        .arg("run")
+        .arg(&crew_path)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut waited = 0;
+    while server.seen() < 2 {
+        assert!(waited < 600, "the run never made its second call");
+        std::thread::sleep(Duration::from_millis(50));
+        waited += 1;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    server.hold.store(0, Ordering::SeqCst);
+    let killed = only_run(&store);
+    let o = troupe_with(&server.fake.url, &store)
+        .arg("run")
+        .arg(&crew_path)
+        .arg("--out")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let theirs = delivered(&out);
+
+    let o = troupe_with(&server.fake.url, &store)
+        .args(["resume", &killed, "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("now holds run"), "{err}");
+    assert!(err.contains("--out DIR"), "{err}");
+    assert_eq!(
+        delivered(&out),
+        theirs,
+        "the other run's outputs are untouched"
+    );
+
+    let elsewhere = tmp.path().join("elsewhere");
+    let o = troupe_with(&server.fake.url, &store)
+        .args(["resume", &killed, "-q", "--out"])
+        .arg(&elsewhere)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        delivered(&elsewhere),
+        theirs,
+        "the same crew, the same outputs"
+    );
+    assert_eq!(read_json(&elsewhere.join("run.json"))["run_id"], killed);
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use troupe_crew::Crew;
+use troupe_docs::Corpus;
 use troupe_store::{CallRow, RunStore, StoreError};
 
 use crate::cassette::{Cassette, Mode};
@@ -96,6 +97,8 @@ pub struct Continuation {
     pub prepaid: Vec<CallRow>,
     /// Crew-file limits changed since the run started (a resume may raise a budget).
     pub changed_limits: Vec<String>,
+    /// The SHA-256 of each document the run continued had, by id.
+    pub documents: std::collections::BTreeMap<String, String>,
 }
 
 impl Continuation {
@@ -104,6 +107,18 @@ impl Continuation {
         let from = mode.from_run().to_string();
         let source = store.source(&from)?;
         let options: StartOptions = serde_json::from_value(source.options).unwrap_or_default();
+        let documents = source
+            .documents
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                Some((
+                    d.get("id")?.as_str()?.to_string(),
+                    d.get("sha256")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
         let recorded = store
             .tasks(&from)?
             .into_iter()
@@ -128,21 +143,25 @@ impl Continuation {
             options,
             prepaid,
             changed_limits: Vec::new(),
+            documents,
         })
     }
 
     /// The indexes of `crew`'s tasks that are kept as recorded, or why `--from` names no task.
-    pub fn kept(&self, crew: &Crew) -> Result<Vec<usize>, String> {
+    /// A task is kept only when every task it depends on is kept too (a dependent of a re-run
+    /// task would be built on an output that no longer exists). A replay on documents that
+    /// differ from the parent's keeps only the per-document instances of unchanged documents.
+    pub fn kept(&self, crew: &Crew, corpus: Option<&Corpus>) -> Result<Vec<usize>, String> {
         let completed = |id: &str| {
             self.recorded
                 .iter()
                 .any(|r| r.id == id && r.status == TaskStatus::Completed && r.output.is_some())
         };
-        let keep = match &self.mode {
+        let mut keep: BTreeSet<usize> = match &self.mode {
             ContinueMode::Resume { .. } => (0..crew.tasks.len())
                 .filter(|&i| completed(&crew.tasks[i].id))
                 .collect(),
-            ContinueMode::ReplayCalls { .. } => Vec::new(),
+            ContinueMode::ReplayCalls { .. } => BTreeSet::new(),
             ContinueMode::Replay { from, .. } => {
                 let rerun = downstream(crew, from)?;
                 (0..crew.tasks.len())
@@ -150,7 +169,32 @@ impl Continuation {
                     .collect()
             }
         };
-        Ok(keep)
+        if matches!(self.mode, ContinueMode::Replay { .. }) {
+            let now: std::collections::BTreeMap<String, String> = corpus
+                .map(|c| {
+                    c.documents()
+                        .iter()
+                        .map(|d| (d.id.clone(), crate::recorded::request_hash(&d.text)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if now != self.documents {
+                keep.retain(|&i| {
+                    crew.tasks[i]
+                        .document
+                        .as_ref()
+                        .is_some_and(|d| now.contains_key(d) && now.get(d) == self.documents.get(d))
+                });
+            }
+        }
+        loop {
+            let before = keep.len();
+            let now = keep.clone();
+            keep.retain(|&i| crew.tasks[i].context.iter().all(|d| now.contains(d)));
+            if keep.len() == before {
+                return Ok(keep.into_iter().collect());
+            }
+        }
     }
 
     /// The recorded task `id`.
@@ -199,7 +243,9 @@ pub fn unchanged_upstream(parent: &Crew, new: &Crew, from: &str) -> Result<(), S
     let base = from.split_once('[').map_or(from, |(b, _)| b);
     let rerun = downstream(new, base)?;
     for (i, task) in new.tasks.iter().enumerate() {
-        if rerun.contains(&i) {
+        // One instance of a for-each task re-runs; its siblings are kept, so the task they
+        // are instances of must be unchanged.
+        if rerun.contains(&i) && !(task.id == base && from != base) {
             continue;
         }
         let Some(old) = parent.tasks.iter().find(|t| t.id == task.id) else {
@@ -207,6 +253,11 @@ pub fn unchanged_upstream(parent: &Crew, new: &Crew, from: &str) -> Result<(), S
         };
         let (was, now) = (fingerprint(parent, old), fingerprint(new, task));
         if let Some(d) = crate::diff::first_difference(&was, &now) {
+            if task.id == base && from != base {
+                return Err(format!(
+                    "the new crew changes the for-each task `{base}` ({d}), but only its instance `{from}` would run again: the others would keep outputs of the old task\n  hint: replay from `{base}` to run every instance again"
+                ));
+            }
             return Err(format!(
                 "task `{}` is not downstream of `{from}`, so its output would be kept, but the new crew changes it ({d})\n  hint: replay from `{}` (or from a task it depends on) so that it runs again",
                 task.id, task.id
@@ -239,4 +290,90 @@ fn fingerprint(crew: &Crew, task: &troupe_crew::Task) -> serde_json::Value {
             "tools": a.tools,
         })),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crew() -> Crew {
+        let text = serde_json::json!({
+            "name": "c", "llm": {"model": "m"},
+            "agents": [{"id": "a", "role": "R", "goal": "G"}],
+            "tasks": [
+                {"id": "first", "agent": "a", "description": "one"},
+                {"id": "second", "agent": "a", "description": "two", "context": ["first"]},
+                {"id": "other", "agent": "a", "description": "three"}
+            ]
+        })
+        .to_string();
+        troupe_crew::parse(
+            troupe_crew::Source::new("c.json", text),
+            ".".into(),
+            &Default::default(),
+        )
+        .unwrap()
+    }
+
+    fn record(id: &str, status: TaskStatus) -> TaskRecord {
+        let mut r = TaskRecord::new(id, Some("a"));
+        r.status = status;
+        r.output = Some(format!("output of {id}"));
+        r
+    }
+
+    fn resume(recorded: Vec<TaskRecord>) -> Continuation {
+        Continuation {
+            mode: ContinueMode::Resume { run: "r".into() },
+            recorded,
+            cassette: None,
+            options: StartOptions::default(),
+            prepaid: Vec::new(),
+            changed_limits: Vec::new(),
+            documents: Default::default(),
+        }
+    }
+
+    /// `second` completed on `first`'s partial output (a limit ended `first`; `on_limit:
+    /// continue` let `second` run): `first` runs again, so `second` must too.
+    #[test]
+    fn a_task_is_kept_only_when_what_it_depends_on_is_kept() {
+        let crew = crew();
+        let c = resume(vec![
+            record("first", TaskStatus::LimitReached),
+            record("second", TaskStatus::Completed),
+            record("other", TaskStatus::Completed),
+        ]);
+        assert_eq!(c.kept(&crew, None).unwrap(), [2]);
+        let c = resume(vec![
+            record("first", TaskStatus::Completed),
+            record("second", TaskStatus::Failed),
+            record("other", TaskStatus::Completed),
+        ]);
+        assert_eq!(c.kept(&crew, None).unwrap(), [0, 2]);
+    }
+
+    #[test]
+    fn a_replay_keeps_what_is_not_downstream_and_names_unknown_tasks() {
+        let crew = crew();
+        let mut c = resume(vec![
+            record("first", TaskStatus::Completed),
+            record("second", TaskStatus::Completed),
+            record("other", TaskStatus::Completed),
+        ]);
+        c.mode = ContinueMode::Replay {
+            parent: "p".into(),
+            from: "first".into(),
+        };
+        assert_eq!(c.kept(&crew, None).unwrap(), [2]);
+        c.mode = ContinueMode::Replay {
+            parent: "p".into(),
+            from: "nope".into(),
+        };
+        let err = c.kept(&crew, None).unwrap_err();
+        assert!(
+            err.contains("no task `nope`") && err.contains("first, second, other"),
+            "{err}"
+        );
+    }
 }

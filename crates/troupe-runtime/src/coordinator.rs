@@ -145,7 +145,9 @@ pub async fn run(
     let crew = Arc::new(prepared.crew);
     let continuation = opts.continuation;
     let kept = match &continuation {
-        Some(c) => c.kept(&crew).map_err(RunError::Continue)?,
+        Some(c) => c
+            .kept(&crew, corpus.as_deref())
+            .map_err(RunError::Continue)?,
         None => Vec::new(),
     };
     let out = opts.out_dir.clone();
@@ -197,7 +199,7 @@ pub async fn run(
         _ => None,
     };
     let stored = match (&opts.store, &resuming) {
-        (Some(store), Some(run)) => Some(take_over_stored(store, run)?),
+        (Some(store), Some(run)) => Some(take_over_stored(store, run, &out)?),
         (Some(store), None) => {
             let parent = match continuation.as_ref().map(|c| &c.mode) {
                 Some(ContinueMode::Replay { parent, .. }) => Some(parent.as_str()),
@@ -499,9 +501,14 @@ struct Stored {
 
 /// Takes a stored run over (a resume): this process becomes its owner, or is refused with the
 /// owner's pid when the run still has one.
-fn take_over_stored(store: &Arc<dyn RunStore>, run: &str) -> Result<Stored, RunError> {
+fn take_over_stored(
+    store: &Arc<dyn RunStore>,
+    run: &str,
+    out: &std::path::Path,
+) -> Result<Stored, RunError> {
     let owner = store.own(run)?;
-    store.take_over(run)?;
+    let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    store.take_over(run, &out.display().to_string())?;
     Ok(Stored {
         id: run.to_string(),
         store: store.clone(),
@@ -671,6 +678,7 @@ impl Coordinator<'_> {
             t.usage = self.ledger.task(i);
         }
         let record = RunRecord {
+            run_id: self.stored.as_ref().map(|r| r.run.clone()),
             crew: self.crew.name.clone(),
             crew_file: self.crew.source.file.display().to_string(),
             status: status.into(),

@@ -132,6 +132,9 @@ impl TaskRecord {
 /// `run.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
+    /// The run's id in the run store, when it is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     pub crew: String,
     pub crew_file: String,
     /// `running`, `completed`, `failed`, `interrupted`, `timed_out`, `budget_exhausted`.

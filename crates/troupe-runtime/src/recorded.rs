@@ -126,6 +126,24 @@ impl CallLog {
                     .map(serde_json::from_str::<ChatResponse>)
             {
                 self.replayed_event(CallKind::Model, task, agent, hit.seq);
+                // A run answered from another run's recording keeps its own record of what it
+                // was told, so that `show`, `export` and its totals have it.
+                if c.mode() == Mode::Only
+                    && let Some(rec) = &self.recorder
+                {
+                    rec.record(&Call {
+                        kind: CallKind::Model.as_str(),
+                        task: Some(task),
+                        agent: Some(agent),
+                        request_sha256: &sha,
+                        request: &request_json,
+                        response: hit.response.as_deref().ok(),
+                        error: None,
+                        input_tokens: Some(hit.usage.input_tokens),
+                        output_tokens: Some(hit.usage.output_tokens),
+                        duration_ms: 0,
+                    });
+                }
                 return Answered {
                     result: (Ok(resp), Vec::new()),
                     replayed: Some(hit.seq),

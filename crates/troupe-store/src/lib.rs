@@ -100,6 +100,10 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("no run `{0}` in the store\n  hint: `troupe runs` lists the stored runs and their ids")]
     NoSuchRun(String),
+    #[error(
+        "run {0} completed (perhaps just now, in another process): there is nothing to resume\n  hint: `troupe replay RUN --from TASK` runs a task again, with what depends on it, as a new run"
+    )]
+    Completed(String),
     #[error("`{prefix}` matches {n} runs\n  hint: give more of the id (`troupe runs` lists them)")]
     Ambiguous { prefix: String, n: usize },
 }
@@ -278,21 +282,37 @@ impl Store {
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| open_err(e.to_string()))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Newer {
-                path: path.to_path_buf(),
-                found: version,
-            });
-        }
-        if version == 1 {
-            // Schema 1 had no `options` (how the run was started: documents, fence, windows).
-            conn.execute_batch("ALTER TABLE runs ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
-                .map_err(|e| open_err(e.to_string()))?;
-        }
-        conn.execute_batch(SCHEMA)
+        // Read and migrate in one write transaction: two processes opening an old store at once
+        // migrate it once, and a crash mid-way leaves it as it was.
+        conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| open_err(e.to_string()))?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let migrated = (|| -> Result<(), StoreError> {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::Newer {
+                    path: path.to_path_buf(),
+                    found: version,
+                });
+            }
+            if version == 1 {
+                // Schema 1 had no `options` (how the run was started: documents, fence, models).
+                conn.execute_batch(
+                    "ALTER TABLE runs ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",
+                )?;
+            }
+            conn.execute_batch(SCHEMA)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            Ok(())
+        })();
+        match migrated {
+            Ok(()) => conn
+                .execute_batch("COMMIT")
+                .map_err(|e| open_err(e.to_string()))?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -334,15 +354,24 @@ impl Store {
     }
 
     /// Makes this process the recorded owner of `run` again (a resume): running, not ended.
-    pub fn take_over(&self, run: &str) -> Result<(), StoreError> {
-        let n = self.conn().execute(
+    /// A run that completed is never taken over (another resume may have finished it since
+    /// this one looked). The caller holds the run's [`Owner`] lock.
+    pub fn take_over(&self, run: &str, out_dir: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let n = conn.execute(
             "UPDATE runs SET status = 'running', owner_pid = ?2, owner_host = ?3,
-                             finished_ms = NULL, ended_by = NULL
-             WHERE id = ?1",
-            params![run, std::process::id(), owner::host()],
+                             finished_ms = NULL, ended_by = NULL, out_dir = ?4
+             WHERE id = ?1 AND status != 'completed'",
+            params![run, std::process::id(), owner::host(), out_dir],
         )?;
         if n == 0 {
-            return Err(StoreError::NoSuchRun(run.to_string()));
+            let exists: Option<i64> = conn
+                .query_row("SELECT 1 FROM runs WHERE id = ?1", [run], |r| r.get(0))
+                .optional()?;
+            return Err(match exists {
+                Some(_) => StoreError::Completed(run.to_string()),
+                None => StoreError::NoSuchRun(run.to_string()),
+            });
         }
         Ok(())
     }
@@ -423,7 +452,8 @@ impl Store {
     }
 
     /// Deletes the oldest ended runs of `crew` beyond the newest `keep` (a run that is running
-    /// or crashed is never deleted: it may be resumed). Returns the ids deleted.
+    /// or crashed is never deleted: it may be resumed; nor a running replay's parent, nor a
+    /// recording some run answers its calls from). Returns the ids deleted.
     pub fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError> {
         let ids: Vec<String> = {
             let conn = self.conn();
@@ -431,6 +461,8 @@ impl Store {
                 "SELECT id FROM runs WHERE crew = ?1 AND status != 'running'
                    AND id NOT IN (SELECT parent FROM runs
                                   WHERE status = 'running' AND parent IS NOT NULL)
+                   AND id NOT IN (SELECT json_extract(options, '$.replay_calls') FROM runs
+                                  WHERE json_extract(options, '$.replay_calls') IS NOT NULL)
                  ORDER BY id DESC LIMIT -1 OFFSET ?2",
             )?;
             stmt.query_map(params![crew, sql_int(keep as u64)], |r| r.get(0))?

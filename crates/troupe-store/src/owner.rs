@@ -52,7 +52,19 @@ impl Owner {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
+        // `is_live` (a `troupe runs` in another process) holds the lock for an instant: a busy
+        // lock is only taken to mean an owner when it stays busy.
+        let mut tries = 0;
+        let taken = loop {
+            match file.try_lock() {
+                Err(TryLockError::WouldBlock) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other,
+            }
+        };
+        match taken {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let pid = std::fs::read_to_string(&path)

@@ -14,8 +14,9 @@ pub trait RunStore: Send + Sync {
     /// Makes this process `run`'s only owner, or says who owns it.
     fn own(&self, run: &str) -> Result<OwnerGuard, OwnerError>;
     fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError>;
-    /// Records this process as the owner of `run` again (a resume).
-    fn take_over(&self, run: &str) -> Result<(), StoreError>;
+    /// Records this process as the owner of `run` again (a resume), writing into `out_dir`;
+    /// refused for a run that completed.
+    fn take_over(&self, run: &str, out_dir: &str) -> Result<(), StoreError>;
     fn append_events(&self, run: &str, events: &[(u64, String, String)]) -> Result<(), StoreError>;
     #[allow(clippy::too_many_arguments)]
     fn checkpoint(
@@ -47,8 +48,8 @@ impl RunStore for crate::Store {
     fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
         crate::Store::create_run(self, run)
     }
-    fn take_over(&self, run: &str) -> Result<(), StoreError> {
-        crate::Store::take_over(self, run)
+    fn take_over(&self, run: &str, out_dir: &str) -> Result<(), StoreError> {
+        crate::Store::take_over(self, run, out_dir)
     }
     fn append_events(&self, run: &str, events: &[(u64, String, String)]) -> Result<(), StoreError> {
         crate::Store::append_events(self, run, events)

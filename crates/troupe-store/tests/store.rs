@@ -206,17 +206,25 @@ fn a_run_is_taken_over_read_back_whole_and_pruned_by_age() {
     };
     ended(&ids[0], "failed");
     let _owner = Owner::acquire(&path, &ids[0]).unwrap();
-    store.take_over(&ids[0]).unwrap();
+    store.take_over(&ids[0], "runs/x").unwrap();
     let row = store.run(&ids[0]).unwrap();
     assert_eq!(row.standing, Standing::Running);
     assert_eq!((row.ended_by, row.finished_ms), (None, None));
-    assert!(store.take_over("nope").is_err());
+    assert!(matches!(
+        store.take_over("nope", "o"),
+        Err(troupe_store::StoreError::NoSuchRun(_))
+    ));
     assert_eq!(store.last_event_seq(&ids[0]).unwrap(), 0);
 
     // Keep the newest two ended runs; never a running (or crashed) one.
     for id in &ids[1..] {
         ended(id, "completed");
     }
+    // A completed run is not taken over (a second resume that lost the race).
+    assert!(matches!(
+        store.take_over(&ids[1], "o"),
+        Err(troupe_store::StoreError::Completed(_))
+    ));
     let pruned = store.prune("x", 2).unwrap();
     assert_eq!(pruned, [ids[1].clone()]);
     assert!(store.run(&ids[1]).is_err());

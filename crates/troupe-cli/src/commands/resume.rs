@@ -58,6 +58,33 @@ pub fn resume(args: ResumeArgs) -> Result<u8, Failure> {
     let mut cont = Continuation::load(&*store, ContinueMode::Resume { run: id.clone() })
         .map_err(Failure::user)?;
     cont.changed_limits = changed_limits;
+    if let Some(source_run) = &cont.options.replay_calls {
+        return Err(Failure::user(anyhow!(
+            "run {id} answered its model calls from run {source_run}'s recording: resuming it would call a model\n  hint: run it again as it was: `troupe run {} --replay-calls {}`",
+            file.display(),
+            short(source_run)
+        )));
+    }
+    if cont.options.fence.is_none() {
+        return Err(Failure::user(anyhow!(
+            "run {id} was recorded by an older Troupe, without what a resume needs to make the same requests\n  hint: `troupe replay {} --from TASK` runs it again as a new run, keeping the tasks before TASK",
+            short(&id)
+        )));
+    }
+    let out = match &args.out {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = PathBuf::from(&source.out_dir);
+            if let Some(other) = run_in(&dir).filter(|other| other != &id) {
+                return Err(Failure::user(anyhow!(
+                    "the output directory `{}` of run {id} now holds run {other}: resuming there would overwrite it\n  hint: continue in another directory with `troupe resume {} --out DIR`",
+                    dir.display(),
+                    short(&id)
+                )));
+            }
+            dir
+        }
+    };
     let documents = match &cont.options.documents {
         Some(d) => super::load_documents_from(d, &crew)?,
         None => None,
@@ -65,7 +92,7 @@ pub fn resume(args: ResumeArgs) -> Result<u8, Failure> {
     compare_documents(&id, &source, documents.as_ref().map(|d| &*d.corpus))?;
     execute(Execution {
         crew,
-        out: PathBuf::from(&source.out_dir),
+        out,
         documents,
         store,
         continuation: Some(cont),
@@ -126,6 +153,13 @@ pub fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         models: Arc::new(ProviderFactory::from_env()),
         progress: args.progress,
     })
+}
+
+/// The id of the run whose `run.json` is in `dir`, when there is one.
+fn run_in(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("run_id")?.as_str().map(str::to_string)
 }
 
 fn short(id: &str) -> &str {
