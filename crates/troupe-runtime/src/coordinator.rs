@@ -29,7 +29,7 @@ use crate::ledger::Ledger;
 use crate::models::ModelFactory;
 use crate::outdir::{self, OutDir, OutDirError};
 use crate::prepare;
-use crate::record::{self, RunRecord, TaskRecord, TaskStatus};
+use crate::record::{self, RunRecord, RunState, TaskRecord, TaskStatus};
 use crate::recorded::{CallLog, Recorder, request_hash};
 use crate::report;
 use crate::tool::ToolRegistry;
@@ -84,6 +84,18 @@ impl RunStatus {
             Self::Interrupted => "interrupted",
             Self::TimedOut => "timed_out",
             Self::BudgetExhausted => "budget_exhausted",
+        }
+    }
+}
+
+impl From<RunStatus> for RunState {
+    fn from(s: RunStatus) -> Self {
+        match s {
+            RunStatus::Completed => Self::Completed,
+            RunStatus::Failed => Self::Failed,
+            RunStatus::Interrupted => Self::Interrupted,
+            RunStatus::TimedOut => Self::TimedOut,
+            RunStatus::BudgetExhausted => Self::BudgetExhausted,
         }
     }
 }
@@ -424,7 +436,7 @@ pub async fn run(
             c.records[i] = rec.clone();
         }
     }
-    c.checkpoint("running").await?;
+    c.checkpoint(RunState::Running).await?;
     let status = c.schedule(shutdown).await?;
 
     run_ctx.cancel.cancel();
@@ -466,7 +478,7 @@ pub async fn run(
         output_tokens: total.output_tokens,
         cost_usd: total.cost_usd,
     });
-    let record = c.checkpoint(status.as_str()).await?;
+    let record = c.checkpoint(status.into()).await?;
     drop(c);
     drop(run_ctx);
     drop(events);
@@ -672,7 +684,7 @@ struct Coordinator<'a> {
 impl Coordinator<'_> {
     /// Writes `run.json` on the blocking pool (file-system calls cost ~0.3 ms each here and must
     /// not stall the runtime threads that drive other tasks), and waits for it.
-    async fn checkpoint(&self, status: &str) -> Result<RunRecord, RunError> {
+    async fn checkpoint(&self, status: RunState) -> Result<RunRecord, RunError> {
         let mut tasks = self.records.clone();
         for (i, t) in tasks.iter_mut().enumerate() {
             t.usage = self.ledger.task(i);
@@ -681,7 +693,7 @@ impl Coordinator<'_> {
             run_id: self.stored.as_ref().map(|r| r.run.clone()),
             crew: self.crew.name.clone(),
             crew_file: self.crew.source.file.display().to_string(),
-            status: status.into(),
+            status,
             process: process_name(self.crew.process).into(),
             started_at_ms: self.started_at_ms,
             duration_ms: ms(self.started.elapsed()),
@@ -704,7 +716,7 @@ impl Coordinator<'_> {
                     )
                 })
                 .collect();
-            let ended_by = (status != "running" && status != "completed")
+            let ended_by = (!matches!(status, RunState::Running | RunState::Completed))
                 .then(|| {
                     record
                         .tasks
@@ -722,12 +734,12 @@ impl Coordinator<'_> {
                         })
                 })
                 .flatten();
-            let finished = (status != "running")
+            let finished = (status != RunState::Running)
                 .then(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms));
             let value = serde_json::to_value(&record).unwrap_or_default();
             if let Err(e) = r.store.checkpoint(
                 &r.run,
-                status,
+                status.as_str(),
                 &tasks,
                 (
                     record.totals.input_tokens,
@@ -949,7 +961,7 @@ impl Coordinator<'_> {
         let status = rec.status;
         self.run.board.insert(i, rec.clone());
         self.records[i] = rec;
-        self.checkpoint("running").await?;
+        self.checkpoint(RunState::Running).await?;
         Ok(match status {
             _ if self.ledger.exhausted().is_some() => Some(RunStatus::BudgetExhausted),
             TaskStatus::Failed if self.crew.limits.on_failure == OnFailure::Stop => {

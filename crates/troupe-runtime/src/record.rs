@@ -129,6 +129,31 @@ impl TaskRecord {
     }
 }
 
+/// Where a run is, as `run.json` and the run store say: running, or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+    TimedOut,
+    BudgetExhausted,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::TimedOut => "timed_out",
+            Self::BudgetExhausted => "budget_exhausted",
+        }
+    }
+}
+
 /// `run.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
@@ -137,8 +162,7 @@ pub struct RunRecord {
     pub run_id: Option<String>,
     pub crew: String,
     pub crew_file: String,
-    /// `running`, `completed`, `failed`, `interrupted`, `timed_out`, `budget_exhausted`.
-    pub status: String,
+    pub status: RunState,
     pub process: String,
     pub started_at_ms: u64,
     pub duration_ms: u64,
