@@ -317,9 +317,14 @@ pub async fn run(
                 window,
                 fence: fence.clone(),
                 calls: CallLog {
-                    recorder: stored
-                        .as_ref()
-                        .map(|s| Recorder::new(s.store.clone(), s.id.clone(), events.clone())),
+                    recorder: stored.as_ref().map(|s| {
+                        Recorder::new(
+                            s.store.clone(),
+                            s.id.clone(),
+                            events.clone(),
+                            s.calls.clone(),
+                        )
+                    }),
                     cassette: cassette.clone(),
                 },
             }),
@@ -413,9 +418,14 @@ pub async fn run(
         out: outdir.clone(),
         started,
         started_at_ms,
-        stored: stored
-            .as_ref()
-            .map(|s| Recorder::new(s.store.clone(), s.id.clone(), events.clone())),
+        stored: stored.as_ref().map(|s| {
+            Recorder::new(
+                s.store.clone(),
+                s.id.clone(),
+                events.clone(),
+                s.calls.clone(),
+            )
+        }),
     };
     // Kept tasks are done: their records (and files, for a new output directory) as they were.
     if let Some(cont) = &continuation {
@@ -442,6 +452,11 @@ pub async fn run(
     run_ctx.cancel.cancel();
     tracker.close();
     tracker.wait().await;
+    // Every call of the run is in the store before the run says it ended.
+    if let Some(r) = &c.stored {
+        let r = r.clone();
+        let _ = tokio::task::spawn_blocking(move || r.flush()).await;
+    }
     for r in &mut c.records {
         if matches!(r.status, TaskStatus::Pending | TaskStatus::Running) {
             r.status = TaskStatus::Skipped;
@@ -507,6 +522,8 @@ fn process_name(p: Process) -> &'static str {
 /// A stored run: its id, the store, and the lock that makes this process its owner.
 struct Stored {
     id: String,
+    /// Where this run's calls are written, off the agents' path.
+    calls: crate::call_writer::CallWriter,
     store: Arc<dyn RunStore>,
     _owner: troupe_store::OwnerGuard,
 }
@@ -522,6 +539,7 @@ fn take_over_stored(
     let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
     store.take_over(run, &out.display().to_string())?;
     Ok(Stored {
+        calls: crate::call_writer::CallWriter::start(store.clone(), run.to_string()),
         id: run.to_string(),
         store: store.clone(),
         _owner: owner,
@@ -585,6 +603,7 @@ fn start_stored(
         options: &serde_json::to_value(options).unwrap_or_default(),
     })?;
     Ok(Stored {
+        calls: crate::call_writer::CallWriter::start(store.clone(), id.clone()),
         id,
         store: store.clone(),
         _owner: owner,

@@ -30,6 +30,7 @@
 pub mod agent;
 pub mod budget;
 pub mod builtin;
+pub mod call_writer;
 pub mod cassette;
 pub mod citations;
 pub mod cited;

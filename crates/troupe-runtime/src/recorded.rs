@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use troupe_llm::{ChatRequest, ChatResponse, LlmError, Retry};
-use troupe_store::{Call, RunStore};
+use troupe_store::RunStore;
 
+use crate::call_writer::{CallWriter, PendingCall, RequestBody, Response};
 use crate::cassette::{CallKind, Cassette, Mode, model_key};
 use crate::events::{EventKind, Events};
 use crate::ledger::Charge;
@@ -22,30 +23,33 @@ pub struct Recorder {
     pub store: Arc<dyn RunStore>,
     pub run: String,
     pub events: Events,
+    /// Where calls go: written by the run's call writer thread.
+    pub calls: CallWriter,
     /// Whether a failed write was already reported (once per run, not once per call).
     warned: Arc<AtomicBool>,
 }
 
 impl Recorder {
-    pub fn new(store: Arc<dyn RunStore>, run: String, events: Events) -> Self {
+    pub fn new(store: Arc<dyn RunStore>, run: String, events: Events, calls: CallWriter) -> Self {
         Self {
             store,
             run,
             events,
+            calls,
             warned: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Records one call; a failed write is reported (once) and the run goes on.
-    pub fn record(&self, call: &Call<'_>) {
-        if let Err(e) = self.store.record_call(&self.run, call) {
-            self.failed(&format!("a {} call", call.kind), &e);
+    /// Waits until every call handed over is written; a failed write is reported (once).
+    pub fn flush(&self) {
+        if let Some(e) = self.calls.flush() {
+            self.failed("every call", &e);
         }
     }
 
     /// Reports a failed write once: the run goes on (its output directory is still written),
     /// but the store will not have all of it.
-    pub fn failed(&self, what: &str, e: &troupe_store::StoreError) {
+    pub fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
         if !self.warned.swap(true, Ordering::Relaxed) {
             self.events.emit(EventKind::Warning {
                 task: None,
@@ -115,9 +119,10 @@ impl CallLog {
                 replayed: None,
             };
         }
-        let request_json = serde_json::to_string(request).unwrap_or_default();
-        let sha = request_hash(&request_json);
+        // Serialised here only to look the request up; otherwise the writer thread does it.
+        let mut request_json = None;
         if let Some(c) = &self.cassette {
+            let json = serde_json::to_string(request).unwrap_or_default();
             let cap = request.max_tokens;
             if let Some(hit) = c.take(CallKind::Model, &model_key(request), |h| h.answers_cap(cap))
                 && let Ok(Ok(resp)) = hit
@@ -131,16 +136,12 @@ impl CallLog {
                 if c.mode() == Mode::Only
                     && let Some(rec) = &self.recorder
                 {
-                    rec.record(&Call {
+                    rec.calls.send(PendingCall {
                         kind: CallKind::Model.as_str(),
-                        task: Some(task),
-                        agent: Some(agent),
-                        request_sha256: &sha,
-                        request: &request_json,
-                        response: hit.response.as_deref().ok(),
-                        error: None,
-                        input_tokens: Some(hit.usage.input_tokens),
-                        output_tokens: Some(hit.usage.output_tokens),
+                        task: task.into(),
+                        agent: agent.into(),
+                        request: RequestBody::Json(json),
+                        response: Ok(Response::Chat(resp.clone())),
                         duration_ms: 0,
                     });
                 }
@@ -150,7 +151,7 @@ impl CallLog {
                 };
             }
             if c.mode() == Mode::Only {
-                let why = c.explain_miss(agent, &request_json);
+                let why = c.explain_miss(agent, &json);
                 return Answered {
                     result: (
                         Err(LlmError::Config {
@@ -165,24 +166,23 @@ impl CallLog {
                     replayed: None,
                 };
             }
+            request_json = Some(json);
         }
         let started = Instant::now();
         let (result, retries) = live.await;
         if let Some(rec) = &self.recorder {
-            let (response, error, usage) = match &result {
-                Ok(r) => (serde_json::to_string(r).ok(), None, Some(r.usage)),
-                Err(e) => (None, Some(e.to_string()), None),
-            };
-            rec.record(&Call {
+            rec.calls.send(PendingCall {
                 kind: CallKind::Model.as_str(),
-                task: Some(task),
-                agent: Some(agent),
-                request_sha256: &sha,
-                request: &request_json,
-                response: response.as_deref(),
-                error: error.as_deref(),
-                input_tokens: usage.map(|u| u.input_tokens),
-                output_tokens: usage.map(|u| u.output_tokens),
+                task: task.into(),
+                agent: agent.into(),
+                request: match request_json {
+                    Some(j) => RequestBody::Json(j),
+                    None => RequestBody::Chat(request.clone()),
+                },
+                response: match &result {
+                    Ok(r) => Ok(Response::Chat(r.clone())),
+                    Err(e) => Err(e.to_string()),
+                },
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             });
         }
@@ -224,20 +224,15 @@ impl CallLog {
         let started = Instant::now();
         let result = live.await;
         if let Some(rec) = &self.recorder {
-            let (response, error) = match &result {
-                Ok(s) => (Some(s.as_str()), None),
-                Err(e) => (None, Some(e.0.as_str())),
-            };
-            rec.record(&Call {
+            rec.calls.send(PendingCall {
                 kind: CallKind::Tool.as_str(),
-                task: Some(task),
-                agent: Some(agent),
-                request_sha256: &sha,
-                request: &request_json,
-                response,
-                error,
-                input_tokens: None,
-                output_tokens: None,
+                task: task.into(),
+                agent: agent.into(),
+                request: RequestBody::Json(request_json),
+                response: match &result {
+                    Ok(s) => Ok(Response::Text(s.clone())),
+                    Err(e) => Err(e.0.clone()),
+                },
                 duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             });
         }

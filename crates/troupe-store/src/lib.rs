@@ -549,6 +549,43 @@ impl Store {
         Ok(())
     }
 
+    /// Records calls in one transaction, numbered on after the run's last one.
+    pub fn record_calls(&self, run: &str, calls: &[Call<'_>]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut seq: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM calls WHERE run = ?1",
+                [run],
+                |r| r.get(0),
+            )?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO calls (run, seq, kind, task, agent, request_sha256, request, response,
+                                    error, input_tokens, output_tokens, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for call in calls {
+                seq += 1;
+                stmt.execute(params![
+                    run,
+                    seq,
+                    call.kind,
+                    call.task,
+                    call.agent,
+                    call.request_sha256,
+                    call.request,
+                    call.response,
+                    call.error,
+                    call.input_tokens.map(sql_int),
+                    call.output_tokens.map(sql_int),
+                    sql_int(call.duration_ms),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records one model or tool call; returns its sequence number within the run.
     pub fn record_call(&self, run: &str, call: &Call<'_>) -> Result<u64, StoreError> {
         let conn = self.conn();

@@ -30,6 +30,8 @@ pub trait RunStore: Send + Sync {
         record: &serde_json::Value,
     ) -> Result<(), StoreError>;
     fn record_call(&self, run: &str, call: &crate::Call<'_>) -> Result<u64, StoreError>;
+    /// Records calls in one transaction, in order.
+    fn record_calls(&self, run: &str, calls: &[crate::Call<'_>]) -> Result<(), StoreError>;
     /// Deletes the oldest ended runs of `crew` beyond `keep`; returns their ids.
     fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError>;
     fn last_event_seq(&self, run: &str) -> Result<u64, StoreError>;
@@ -77,6 +79,9 @@ impl RunStore for crate::Store {
     }
     fn record_call(&self, run: &str, call: &crate::Call<'_>) -> Result<u64, StoreError> {
         crate::Store::record_call(self, run, call)
+    }
+    fn record_calls(&self, run: &str, calls: &[crate::Call<'_>]) -> Result<(), StoreError> {
+        crate::Store::record_calls(self, run, calls)
     }
     fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError> {
         crate::Store::prune(self, crew, keep)

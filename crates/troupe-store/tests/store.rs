@@ -178,6 +178,17 @@ fn a_run_is_taken_over_read_back_whole_and_pruned_by_age() {
     };
     store.record_call(&ids[0], &call(2)).unwrap();
     store.record_call(&ids[0], &call(3)).unwrap();
+    // A batch is numbered on after what is there, in order.
+    store.record_calls(&ids[2], &[call(4), call(5)]).unwrap();
+    store.record_call(&ids[2], &call(6)).unwrap();
+    let batch = store.calls(&ids[2]).unwrap();
+    assert_eq!(
+        batch
+            .iter()
+            .map(|c| (c.seq, c.input_tokens))
+            .collect::<Vec<_>>(),
+        [(1, Some(4)), (2, Some(5)), (3, Some(6))]
+    );
     let calls = store.calls(&ids[0]).unwrap();
     assert_eq!(
         calls
