@@ -139,6 +139,30 @@ impl Server {
     fn seen(&self) -> usize {
         self.fake.requests().len()
     }
+
+    /// Starts `troupe run` on `crew` and returns once the server has its `k`-th request from
+    /// it, which is held: the run is then in flight at that call.
+    fn run_held_at(&self, k: usize, store: &Path, crew: &Path, out: &Path) -> std::process::Child {
+        let before = self.seen();
+        self.hold.store(before + k, Ordering::SeqCst);
+        let child = troupe_with(&self.fake.url, store)
+            .arg("run")
+            .arg(crew)
+            .arg("--out")
+            .arg(out)
+            .arg("-q")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut waited = 0;
+        while self.seen() < before + k {
+            assert!(waited < 600, "the run never made call {k}");
+            std::thread::sleep(Duration::from_millis(50));
+            waited += 1;
+        }
+        child
+    }
 }
 
 fn troupe_with(server: &str, store: &Path) -> std::process::Command {
@@ -217,23 +241,7 @@ fn a_run_killed_at_any_model_call_resumes_to_the_same_outputs_without_paying_twi
         let store = tmp.path().join(format!("kill{k}.db"));
         let out = tmp.path().join(format!("kill{k}"));
         let before = server.seen();
-        server.hold.store(before + k, Ordering::SeqCst);
-        let mut child = troupe_with(&server.fake.url, &store)
-            .arg("run")
-            .arg(&crew)
-            .arg("--out")
-            .arg(&out)
-            .arg("-q")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut waited = 0;
-        while server.seen() < before + k {
-            assert!(waited < 600, "kill point {k}: the run never made call {k}");
-            std::thread::sleep(Duration::from_millis(50));
-            waited += 1;
-        }
+        let mut child = server.run_held_at(k, &store, &crew, &out);
         child.kill().unwrap();
         child.wait().unwrap();
         let made = server.seen() - before;
@@ -540,22 +548,7 @@ fn resume_refuses_a_changed_crew_or_documents_and_a_run_that_is_still_owned() {
     let server = Server::start();
     let store = tmp.path().join("runs.db");
     // The run waits on its third call while we try to resume it.
-    server.hold.store(3, Ordering::SeqCst);
-    let mut child = troupe_with(&server.fake.url, &store)
-        .arg("run")
-        .arg(&crew_path)
-        .arg("--out")
-        .arg(tmp.path().join("out"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut waited = 0;
-    while server.seen() < 3 {
-        assert!(waited < 600, "the run never made its third call");
-        std::thread::sleep(Duration::from_millis(50));
-        waited += 1;
-    }
+    let mut child = server.run_held_at(3, &store, &crew_path, &tmp.path().join("out"));
     let id = only_run(&store);
     let resume = || {
         troupe_with(&server.fake.url, &store)
@@ -706,22 +699,7 @@ fn resume_keeps_off_an_output_directory_another_run_has_taken() {
     let server = Server::start();
     let store = tmp.path().join("runs.db");
     let out = tmp.path().join("shared");
-    server.hold.store(2, Ordering::SeqCst);
-    let mut child = troupe_with(&server.fake.url, &store)
-        .arg("run")
-        .arg(&crew_path)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut waited = 0;
-    while server.seen() < 2 {
-        assert!(waited < 600, "the run never made its second call");
-        std::thread::sleep(Duration::from_millis(50));
-        waited += 1;
-    }
+    let mut child = server.run_held_at(2, &store, &crew_path, &out);
     child.kill().unwrap();
     child.wait().unwrap();
     server.hold.store(0, Ordering::SeqCst);

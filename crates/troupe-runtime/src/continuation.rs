@@ -5,7 +5,7 @@
 //! Loading reads the store; which tasks are kept is decided once the crew is prepared (for-each
 //! tasks expand to one instance per document only then).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -98,7 +98,7 @@ pub struct Continuation {
     /// Crew-file limits changed since the run started (a resume may raise a budget).
     pub changed_limits: Vec<String>,
     /// The SHA-256 of each document the run continued had, by id.
-    pub documents: std::collections::BTreeMap<String, String>,
+    pub documents: BTreeMap<String, String>,
 }
 
 impl Continuation {
@@ -107,18 +107,7 @@ impl Continuation {
         let from = mode.from_run().to_string();
         let source = store.source(&from)?;
         let options: StartOptions = serde_json::from_value(source.options).unwrap_or_default();
-        let documents = source
-            .documents
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| {
-                Some((
-                    d.get("id")?.as_str()?.to_string(),
-                    d.get("sha256")?.as_str()?.to_string(),
-                ))
-            })
-            .collect();
+        let documents = recorded_documents(&source.documents);
         let recorded = store
             .tasks(&from)?
             .into_iter()
@@ -170,14 +159,7 @@ impl Continuation {
             }
         };
         if matches!(self.mode, ContinueMode::Replay { .. }) {
-            let now: std::collections::BTreeMap<String, String> = corpus
-                .map(|c| {
-                    c.documents()
-                        .iter()
-                        .map(|d| (d.id.clone(), crate::recorded::request_hash(&d.text)))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let now = document_hashes(corpus);
             if now != self.documents {
                 keep.retain(|&i| {
                     crew.tasks[i]
@@ -201,6 +183,32 @@ impl Continuation {
     pub fn record(&self, id: &str) -> Option<&TaskRecord> {
         self.recorded.iter().find(|r| r.id == id)
     }
+}
+
+/// The SHA-256 of each document's text, by id: what a run records of its documents.
+pub fn document_hashes(corpus: Option<&Corpus>) -> BTreeMap<String, String> {
+    corpus
+        .map(|c| {
+            c.documents()
+                .iter()
+                .map(|d| (d.id.clone(), crate::recorded::request_hash(&d.text)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The store's record of a run's documents (`[{"id", "sha256"}]`), by id.
+pub fn recorded_documents(v: &serde_json::Value) -> BTreeMap<String, String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some((
+                d.get("id")?.as_str()?.to_string(),
+                d.get("sha256")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// `from` and every task that depends on it, directly or not. `from` is a task's id, or a

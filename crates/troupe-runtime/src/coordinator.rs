@@ -546,12 +546,24 @@ fn take_over_stored(
     })
 }
 
-/// The sequence number of the last event in a log (0 when there is none).
+/// The sequence number of the last event in a log (0 when there is none). Reads only its
+/// tail: an event line is far shorter than the 64 KiB read.
 fn last_logged_seq(path: &std::path::Path) -> u64 {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
         return 0;
     };
-    text.lines()
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut tail = Vec::new();
+    if file
+        .seek(SeekFrom::Start(len.saturating_sub(64 << 10)))
+        .is_err()
+        || file.read_to_end(&mut tail).is_err()
+    {
+        return 0;
+    }
+    String::from_utf8_lossy(&tail)
+        .lines()
         .rev()
         .find_map(|l| {
             serde_json::from_str::<serde_json::Value>(l)
@@ -573,14 +585,10 @@ fn start_stored(
 ) -> Result<Stored, RunError> {
     let id = troupe_store::new_run_id();
     let owner = store.own(&id)?;
-    let documents: Vec<serde_json::Value> = corpus
-        .map(|c| {
-            c.documents()
-                .iter()
-                .map(|d| serde_json::json!({"id": d.id, "sha256": request_hash(&d.text)}))
-                .collect()
-        })
-        .unwrap_or_default();
+    let documents: Vec<serde_json::Value> = crate::continuation::document_hashes(corpus)
+        .into_iter()
+        .map(|(id, sha)| serde_json::json!({"id": id, "sha256": sha}))
+        .collect();
     let inputs = serde_json::to_value(&crew.inputs).unwrap_or_default();
     store.create_run(&troupe_store::NewRun {
         id: &id,

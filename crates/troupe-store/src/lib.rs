@@ -588,30 +588,11 @@ impl Store {
 
     /// Records one model or tool call; returns its sequence number within the run.
     pub fn record_call(&self, run: &str, call: &Call<'_>) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let seq: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM calls WHERE run = ?1",
+        self.record_calls(run, std::slice::from_ref(call))?;
+        let seq: i64 = self.conn().query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM calls WHERE run = ?1",
             [run],
             |r| r.get(0),
-        )?;
-        conn.execute(
-            "INSERT INTO calls (run, seq, kind, task, agent, request_sha256, request, response,
-                                error, input_tokens, output_tokens, duration_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                run,
-                seq,
-                call.kind,
-                call.task,
-                call.agent,
-                call.request_sha256,
-                call.request,
-                call.response,
-                call.error,
-                call.input_tokens.map(sql_int),
-                call.output_tokens.map(sql_int),
-                sql_int(call.duration_ms),
-            ],
         )?;
         Ok(millis(seq))
     }

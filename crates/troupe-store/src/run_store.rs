@@ -29,7 +29,6 @@ pub trait RunStore: Send + Sync {
         finished_ms: Option<u64>,
         record: &serde_json::Value,
     ) -> Result<(), StoreError>;
-    fn record_call(&self, run: &str, call: &crate::Call<'_>) -> Result<u64, StoreError>;
     /// Records calls in one transaction, in order.
     fn record_calls(&self, run: &str, calls: &[crate::Call<'_>]) -> Result<(), StoreError>;
     /// Deletes the oldest ended runs of `crew` beyond `keep`; returns their ids.
@@ -76,9 +75,6 @@ impl RunStore for crate::Store {
             finished_ms,
             record,
         )
-    }
-    fn record_call(&self, run: &str, call: &crate::Call<'_>) -> Result<u64, StoreError> {
-        crate::Store::record_call(self, run, call)
     }
     fn record_calls(&self, run: &str, calls: &[crate::Call<'_>]) -> Result<(), StoreError> {
         crate::Store::record_calls(self, run, calls)

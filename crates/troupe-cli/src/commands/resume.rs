@@ -15,7 +15,6 @@ use troupe_crew::{Crew, Source};
 use troupe_runtime::continuation::{self, Continuation, ContinueMode, DocumentSource};
 use troupe_runtime::diff::first_difference;
 use troupe_runtime::models::ProviderFactory;
-use troupe_runtime::recorded::request_hash;
 use troupe_store::{RunSource, Standing};
 
 use crate::cli::{ReplayArgs, ResumeArgs};
@@ -89,7 +88,7 @@ pub fn resume(args: ResumeArgs) -> Result<u8, Failure> {
         Some(d) => super::load_documents_from(d, &crew)?,
         None => None,
     };
-    compare_documents(&id, &source, documents.as_ref().map(|d| &*d.corpus))?;
+    compare_documents(&id, &cont.documents, documents.as_ref().map(|d| &*d.corpus))?;
     execute(Execution {
         crew,
         out,
@@ -241,31 +240,12 @@ fn changed(id: &str, file: &Path, what: String) -> Failure {
 /// Refuses documents that changed, appeared or went away since the run started.
 fn compare_documents(
     id: &str,
-    source: &RunSource,
+    was: &BTreeMap<String, String>,
     corpus: Option<&troupe_docs::Corpus>,
 ) -> Result<(), Failure> {
-    let was: BTreeMap<String, String> = source
-        .documents
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| {
-            Some((
-                d.get("id")?.as_str()?.to_string(),
-                d.get("sha256")?.as_str()?.to_string(),
-            ))
-        })
-        .collect();
-    let now: BTreeMap<String, String> = corpus
-        .map(|c| {
-            c.documents()
-                .iter()
-                .map(|d| (d.id.clone(), request_hash(&d.text)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let now = continuation::document_hashes(corpus);
     let mut changes = Vec::new();
-    for (doc, sha) in &was {
+    for (doc, sha) in was {
         match now.get(doc) {
             None => changes.push(format!("`{doc}` is gone")),
             Some(s) if s != sha => changes.push(format!("`{doc}` changed")),
