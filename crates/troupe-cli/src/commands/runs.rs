@@ -160,7 +160,7 @@ pub fn export(args: ExportArgs) -> Result<u8, Failure> {
     let out = OutDir::open(&args.out).map_err(Failure::user)?;
     let io = |what: &str, e: std::io::Error| {
         Failure::internal(anyhow::anyhow!(
-            "cannot write {what} in `{}`: {e}",
+            "cannot write {what} in `{}`: {e}\n  hint: check that the directory is writable and has space, or choose another with `--out`",
             args.out.display()
         ))
     };
