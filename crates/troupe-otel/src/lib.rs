@@ -87,6 +87,14 @@ pub struct Tracing {
     endpoint: String,
 }
 
+impl std::fmt::Debug for Tracing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracing")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Tracing {
     /// Starts exporting to `endpoint`, an OTLP/HTTP collector such as `http://127.0.0.1:4318`:
     /// `/v1/traces` is appended when the URL has no path; a URL with a path is used as it is.
