@@ -72,7 +72,7 @@
     if (!ms) return "—";
     const d = new Date(ms);
     const now = new Date();
-    const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
     if (d.toDateString() === now.toDateString()) return time;
     return d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
   }

@@ -9,7 +9,7 @@
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/setup.sh` installs them);
 //! without them the test fails saying so, unless `TROUPE_SKIP_BROWSER=1`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
 
