@@ -87,6 +87,8 @@ async fn run_stored(
             documents: None,
             store,
             continuation: None,
+            run_id: None,
+            approvals: None,
         },
         std::future::pending(),
     )

@@ -34,6 +34,12 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write a stored run's output directory (outputs, run.json, events.jsonl) again
     Export(ExportArgs),
+    /// Serve the HTTP API, live events and the web page: start runs, watch them, approve their
+    /// tasks, read their reports
+    Serve(ServeArgs),
+    /// Answer a task's approval request (approve, revise with feedback, or reject) and continue
+    /// the paused run
+    Approve(ApproveArgs),
     /// Print the crew file's JSON Schema
     Schema(SchemaArgs),
     /// Inspect or try a WebAssembly tool plugin
@@ -186,6 +192,63 @@ pub struct ReplayArgs {
     /// Output directory [default: the run's, with `-replay` appended]
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback needs `--token-env`
+    #[arg(long, default_value = "127.0.0.1:7700", value_name = "ADDR")]
+    pub bind: String,
+    /// Offer the crew files of this directory by name (`GET /v1/crews`)
+    #[arg(long, value_name = "DIR")]
+    pub crews: Option<PathBuf>,
+    /// Where uploaded documents and the runs' output directories go [default: the store's
+    /// directory, `server/`]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Runs executing at once; more wait in the queue
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub max_runs: usize,
+    /// Runs waiting for a slot; beyond, a new run is refused (429, with `Retry-After`)
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_queue: usize,
+    /// The environment variable holding the token every request must carry
+    /// (`Authorization: Bearer …`)
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// Largest JSON request body, in KiB
+    #[arg(long, default_value_t = 1024, value_name = "KIB")]
+    pub max_body_kb: usize,
+    /// Largest document upload (one request), in MiB
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub max_upload_mb: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    /// The run's id, or enough of its start to be unique
+    pub run: String,
+    /// The task that waits (its key, e.g. `report` or `extract[a.txt]`)
+    pub task: String,
+    /// Send the output back to its author with this feedback (for a tool call: decline it, and
+    /// the model reads the feedback)
+    #[arg(long, value_name = "FEEDBACK", conflicts_with = "reject")]
+    pub revise: Option<String>,
+    /// Reject the output: the task ends `rejected` (for a tool call: decline it)
+    #[arg(long)]
+    pub reject: bool,
+    /// A note kept with the answer (the reason of a rejection)
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    /// Only record the answer; do not continue the run here
+    #[arg(long)]
+    pub no_continue: bool,
     #[command(flatten)]
     pub progress: ProgressArgs,
     #[command(flatten)]

@@ -10,6 +10,8 @@ pub const RUN_FAILED: u8 = 1;
 pub const USER_ERROR: u8 = 2;
 /// Something broke inside Troupe or the machine (I/O, a bug).
 pub const INTERNAL: u8 = 3;
+/// The run paused: a task waits for a person's approval (`troupe approve` continues it).
+pub const AWAITING_APPROVAL: u8 = 4;
 /// Stopped by Ctrl-C (128 + SIGINT, as shells expect).
 pub const INTERRUPTED: u8 = 130;
 

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         cli::Command::Resume(a) => commands::resume::resume(a),
         cli::Command::Replay(a) => commands::resume::replay(a),
         cli::Command::Export(a) => commands::runs::export(a),
+        cli::Command::Approve(a) => commands::approve::approve(a),
+        cli::Command::Serve(a) => commands::serve::serve(a),
         cli::Command::Schema(a) => commands::schema::run(a),
         cli::Command::Plugin(c) => commands::plugin::run(c),
     };

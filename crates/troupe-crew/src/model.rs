@@ -30,6 +30,9 @@ pub struct Crew {
     /// The crew file's `documents` block (paths relative to `dir`), if any.
     pub documents: Option<Documents>,
     pub plugins: Vec<PluginDecl>,
+    /// Tool names and `prefix.*` patterns whose every call waits for a person's approval
+    /// (`tools.<pattern>.approve`), as written; the runtime resolves them.
+    pub approve_tools: Vec<String>,
 }
 
 /// A plugin as the crew declares it; the runtime loads it.
@@ -151,6 +154,8 @@ pub struct Task {
     pub output_file: Option<PathBuf>,
     pub output_schema: Option<serde_json::Value>,
     pub review: Option<Review>,
+    /// The output waits for a person's approval after its checks and review.
+    pub approval: Option<Approval>,
     pub limits: TaskLimits,
     /// `for_each` as written; the runtime replaces such a task by one instance per document.
     pub for_each: Option<ForEach>,
@@ -168,6 +173,13 @@ pub struct Review {
     pub by: String,
     pub max_rounds: u32,
     pub criteria: Option<String>,
+}
+
+/// A person's approval a task's output needs (`approval`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// What the person is asked.
+    pub message: Option<String>,
 }
 
 /// Limits of one task.

@@ -547,6 +547,13 @@ impl Checker<'_> {
                 output_file,
                 output_schema: spec.output_schema.clone(),
                 review,
+                approval: spec
+                    .approval
+                    .as_ref()
+                    .filter(|a| a.required.unwrap_or(true))
+                    .map(|a| crate::model::Approval {
+                        message: a.message.clone(),
+                    }),
                 limits,
                 for_each: spec.for_each,
                 document: None,
@@ -591,6 +598,12 @@ impl Checker<'_> {
             inputs,
             documents,
             plugins,
+            approve_tools: file
+                .tools
+                .iter()
+                .filter(|(_, t)| t.approve)
+                .map(|(k, _)| k.clone())
+                .collect(),
         })
     }
 

@@ -48,6 +48,33 @@ pub struct CrewFile {
     /// `for_each` run once per document. `troupe run --docs` replaces `paths`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<DocumentsSpec>,
+    /// Settings of tools (built-in or plugin) by name or `prefix.*` pattern, e.g.
+    /// `{"docs.read": {"approve": true}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tools: BTreeMap<String, ToolSettingsSpec>,
+}
+
+/// How the tools a pattern names are used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSettingsSpec {
+    /// Ask a person before each call (`troupe approve`, the server's approval endpoint, or a
+    /// prompt when `troupe run` is on a terminal); a declined call reaches the model as an
+    /// error. Default: false.
+    #[serde(default)]
+    pub approve: bool,
+}
+
+/// A person's approval of a task's output before the run goes on.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    /// Whether the output needs a person's approval, after its checks and review. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+    /// What the person is asked, shown with the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// A tool plugin: a WebAssembly component or core module of the `troupe:plugin/tool-plugin`
@@ -290,6 +317,10 @@ pub struct TaskSpec {
     /// Send the output to a reviewer that approves it or asks for a revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewSpec>,
+    /// Wait for a person to approve the output (after its checks and review), ask for a
+    /// revision, or reject it. The run pauses (`awaiting_approval`) until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
     /// Limits for this task, over its agent's and the crew's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<AgentLimitsSpec>,

@@ -61,8 +61,14 @@ impl AgentHandle {
     /// Assigns a job and waits for its outcome.
     pub async fn assign(&self, job: Job) -> JobOutcome {
         let (reply, rx) = oneshot::channel();
+        // The agent stops when the run stops: a job it never took is then cancelled, not failed.
+        let cancel = job.cancel.clone();
         let gone = |messages| JobOutcome {
-            status: JobStatus::Failed(format!("agent `{}` is no longer running", self.id)),
+            status: if cancel.is_cancelled() {
+                JobStatus::Cancelled
+            } else {
+                JobStatus::Failed(format!("agent `{}` is no longer running", self.id))
+            },
             output: None,
             value: None,
             messages,

@@ -51,6 +51,12 @@ pub struct RunOptions {
     pub store: Option<Arc<dyn RunStore>>,
     /// The stored run this one continues (a resume, a replay), when it does.
     pub continuation: Option<Continuation>,
+    /// The id a new stored run gets, when the caller chose it (a server answers with the id
+    /// before the run starts, and may have recorded it as queued); else a new one.
+    pub run_id: Option<String>,
+    /// Asks a person for an approval while the run runs (a terminal prompt). `None`: requests
+    /// are answered only through the store, and a task that needs an answer pauses the run.
+    pub approvals: Option<Arc<dyn crate::approval::ApprovalGate>>,
 }
 
 /// Documents loaded for a run: the corpus, what was left out and how long loading took.
@@ -74,6 +80,8 @@ pub enum RunStatus {
     Interrupted,
     TimedOut,
     BudgetExhausted,
+    /// A task waits for a person's answer; the run goes on when it comes (a resume).
+    AwaitingApproval,
 }
 
 impl RunStatus {
@@ -84,6 +92,7 @@ impl RunStatus {
             Self::Interrupted => "interrupted",
             Self::TimedOut => "timed_out",
             Self::BudgetExhausted => "budget_exhausted",
+            Self::AwaitingApproval => "awaiting_approval",
         }
     }
 }
@@ -96,6 +105,7 @@ impl From<RunStatus> for RunState {
             RunStatus::Interrupted => Self::Interrupted,
             RunStatus::TimedOut => Self::TimedOut,
             RunStatus::BudgetExhausted => Self::BudgetExhausted,
+            RunStatus::AwaitingApproval => Self::AwaitingApproval,
         }
     }
 }
@@ -225,6 +235,7 @@ pub async fn run(
                 started_at_ms,
                 parent,
                 &options,
+                opts.run_id.clone(),
             )?)
         }
         (None, _) => None,
@@ -300,6 +311,17 @@ pub async fn run(
             }
         }
     }
+    let approvals = crate::approval::Approvals::new(
+        stored.as_ref().map(|s| {
+            Recorder::new(
+                s.store.clone(),
+                s.id.clone(),
+                events.clone(),
+                s.calls.clone(),
+            )
+        }),
+        opts.approvals.clone(),
+    );
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let mut agents = HashMap::new();
@@ -327,6 +349,7 @@ pub async fn run(
                     }),
                     cassette: cassette.clone(),
                 },
+                approvals: approvals.clone(),
             }),
             &tracker,
             cancel.clone(),
@@ -347,6 +370,7 @@ pub async fn run(
         delegations: AtomicU32::new(0),
         corpus: corpus.clone(),
         fence,
+        approvals,
     });
     let started = Instant::now();
     events.emit(EventKind::RunStarted {
@@ -458,7 +482,9 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || r.flush()).await;
     }
     for r in &mut c.records {
-        if matches!(r.status, TaskStatus::Pending | TaskStatus::Running) {
+        // A paused run's waiting tasks run when it goes on.
+        let waits = status == RunStatus::AwaitingApproval && r.status == TaskStatus::Pending;
+        if matches!(r.status, TaskStatus::Pending | TaskStatus::Running) && !waits {
             r.status = TaskStatus::Skipped;
         }
         r.usage = ledger.task(crew.task_index(&r.id).unwrap_or(usize::MAX));
@@ -485,6 +511,9 @@ pub async fn run(
             }),
         }
     }
+    // The run's end is recorded before it is announced: whoever reads `run_finished` (a
+    // server's event stream) finds the run ended in the store.
+    let record = c.checkpoint(status.into()).await?;
     let total = ledger.total();
     events.emit(EventKind::RunFinished {
         status: status.as_str().into(),
@@ -493,7 +522,6 @@ pub async fn run(
         output_tokens: total.output_tokens,
         cost_usd: total.cost_usd,
     });
-    let record = c.checkpoint(status.into()).await?;
     drop(c);
     drop(run_ctx);
     drop(events);
@@ -517,8 +545,6 @@ fn process_name(p: Process) -> &'static str {
     }
 }
 
-/// Writes events to `events.jsonl` (one line each, flushed as it goes) and hands them to the
-/// sink. A thread of its own, so neither a slow disk nor a slow terminal holds up an agent.
 /// A stored run: its id, the store, and the lock that makes this process its owner.
 struct Stored {
     id: String,
@@ -573,7 +599,8 @@ fn last_logged_seq(path: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Records a new run in the store, owned by this process.
+/// Records a new run in the store, owned by this process, under `id` when the caller chose it.
+#[allow(clippy::too_many_arguments)]
 fn start_stored(
     store: &Arc<dyn RunStore>,
     crew: &Crew,
@@ -582,8 +609,9 @@ fn start_stored(
     started_at_ms: u64,
     parent: Option<&str>,
     options: &StartOptions,
+    id: Option<String>,
 ) -> Result<Stored, RunError> {
-    let id = troupe_store::new_run_id();
+    let id = id.unwrap_or_else(troupe_store::new_run_id);
     let owner = store.own(&id)?;
     let documents: Vec<serde_json::Value> = crate::continuation::document_hashes(corpus)
         .into_iter()
@@ -628,7 +656,8 @@ fn event_type(line: &str) -> &str {
 }
 
 /// Writes events to `events.jsonl` (one line each, flushed as it goes), to the run store (in
-/// batches of what has arrived, one transaction each) and hands them to the sink.
+/// batches of what has arrived, one transaction each), then hands them to the sink. A thread of its own, so neither a slow
+/// disk nor a slow terminal holds up an agent.
 fn pump(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
     file: std::fs::File,
@@ -639,6 +668,7 @@ fn pump(
     let mut w = std::io::LineWriter::new(file);
     let mut seq = first_seq;
     let mut batch: Vec<(u64, String, String)> = Vec::new();
+    let mut arrived: Vec<Event> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(mut e) = next.take() {
@@ -650,39 +680,45 @@ fn pump(
                     batch.push((seq, event_type(&line).to_string(), line));
                 }
             }
-            if let Some(s) = sink.as_mut() {
-                s(&e);
-            }
+            arrived.push(e);
             next = rx.try_recv().ok();
         }
+        let mut failed = None;
         if let Some((st, run)) = &store
             && !batch.is_empty()
+            && let Err(e) = st.append_events(run, &batch)
         {
-            if let Err(e) = st.append_events(run, &batch) {
-                // Said once, in the log and to the sink; the store gets no more events.
-                seq += 1;
-                let warning = Event {
-                    seq,
-                    ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms),
-                    elapsed_ms: 0,
-                    kind: EventKind::Warning {
-                        task: None,
-                        message: format!(
-                            "the run store `{}` could not record events: {e}; the output directory is complete, the store is not",
-                            st.location()
-                        ),
-                    },
-                };
-                if let Ok(line) = serde_json::to_string(&warning) {
-                    let _ = writeln!(w, "{line}");
-                }
-                if let Some(s) = sink.as_mut() {
-                    s(&warning);
-                }
-                store = None;
+            // Said once, in the log and to the sink; the store gets no more events.
+            seq += 1;
+            let warning = Event {
+                seq,
+                ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms),
+                elapsed_ms: 0,
+                kind: EventKind::Warning {
+                    task: None,
+                    message: format!(
+                        "the run store `{}` could not record events: {e}; the output directory is complete, the store is not",
+                        st.location()
+                    ),
+                },
+            };
+            if let Ok(line) = serde_json::to_string(&warning) {
+                let _ = writeln!(w, "{line}");
             }
-            batch.clear();
+            failed = Some(warning);
         }
+        if failed.is_some() {
+            store = None;
+        }
+        batch.clear();
+        // The sink sees an event once it is in the store: what a reader of the store is told
+        // has happened, it can read.
+        if let Some(s) = sink.as_mut() {
+            for e in arrived.iter().chain(failed.iter()) {
+                s(e);
+            }
+        }
+        arrived.clear();
     }
     let _ = w.flush();
 }
@@ -790,7 +826,7 @@ impl Coordinator<'_> {
             && self.crew.tasks[i].context.iter().all(|&d| {
                 let r = &self.records[d];
                 r.usable()
-                    || (r.status == TaskStatus::Failed
+                    || (matches!(r.status, TaskStatus::Failed | TaskStatus::Rejected)
                         && self.crew.limits.on_failure == OnFailure::Continue)
             })
     }
@@ -895,6 +931,13 @@ impl Coordinator<'_> {
         if self.ledger.exhausted().is_some() {
             return Ok(RunStatus::BudgetExhausted);
         }
+        if self
+            .records
+            .iter()
+            .any(|r| r.status == TaskStatus::AwaitingApproval)
+        {
+            return Ok(RunStatus::AwaitingApproval);
+        }
         let failed = self.records.iter().any(|r| {
             matches!(
                 r.status,
@@ -902,6 +945,7 @@ impl Coordinator<'_> {
                     | TaskStatus::Pending
                     | TaskStatus::Unreviewed
                     | TaskStatus::NotApproved
+                    | TaskStatus::Rejected
             )
         });
         Ok(if failed {
@@ -991,7 +1035,9 @@ impl Coordinator<'_> {
         self.checkpoint(RunState::Running).await?;
         Ok(match status {
             _ if self.ledger.exhausted().is_some() => Some(RunStatus::BudgetExhausted),
-            TaskStatus::Failed if self.crew.limits.on_failure == OnFailure::Stop => {
+            TaskStatus::Failed | TaskStatus::Rejected
+                if self.crew.limits.on_failure == OnFailure::Stop =>
+            {
                 Some(RunStatus::Failed)
             }
             TaskStatus::LimitReached if self.crew.limits.on_limit == OnFailure::Stop => {

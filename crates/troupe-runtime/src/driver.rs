@@ -34,6 +34,8 @@ pub(crate) struct RunCtx {
     pub corpus: Option<Arc<Corpus>>,
     /// The run's fence around untrusted text in prompts.
     pub fence: prompt::Fence,
+    /// Where a person's approvals are decided.
+    pub approvals: crate::approval::Approvals,
 }
 
 pub(crate) type Progress = Arc<Mutex<TaskRecord>>;
@@ -63,6 +65,7 @@ pub(crate) async fn drive(run: Arc<RunCtx>, idx: usize, progress: Progress) -> T
         idx,
         progress: &progress,
         cancel,
+        asked: Arc::new(AtomicU32::new(0)),
     };
     let status = d.go().await;
     update(&progress, |r| match status {
@@ -84,6 +87,11 @@ pub(crate) async fn drive(run: Arc<RunCtx>, idx: usize, progress: Progress) -> T
             r.status = TaskStatus::NotApproved;
             r.error = Some(why);
         }
+        Err(End::AwaitingApproval) => r.status = TaskStatus::AwaitingApproval,
+        Err(End::Rejected(why)) => {
+            r.status = TaskStatus::Rejected;
+            r.error = Some(why);
+        }
     });
     snapshot(&progress)
 }
@@ -96,6 +104,17 @@ enum End {
     Unreviewed(String),
     /// The review rounds ran out without an approval; the latest version stands.
     NotApproved(String),
+    /// A person's answer is awaited (the output, or a tool call); the run pauses.
+    AwaitingApproval,
+    /// A person rejected the output.
+    Rejected(String),
+}
+
+/// What a person said of a task's output.
+enum Approved {
+    Yes,
+    /// Revise, with this feedback.
+    Revise(String),
 }
 
 /// The reviewer name recorded for a round decided by the deterministic checks.
@@ -130,6 +149,8 @@ struct Driver<'a> {
     idx: usize,
     progress: &'a Progress,
     cancel: CancellationToken,
+    /// The task's approval requests so far.
+    asked: Arc<AtomicU32>,
 }
 
 impl Driver<'_> {
@@ -170,6 +191,7 @@ impl Driver<'_> {
                 Arc::new(move |v: &Value| crate::cited::render(v, &sources))
                     as crate::executor::Render
             }),
+            approvals_asked: self.asked.clone(),
         }
     }
 
@@ -227,15 +249,88 @@ impl Driver<'_> {
                 agent: agent.clone(),
             });
             let outcome = self.work(&agent, instructions.as_deref()).await?;
-            let outcome = self.review(&agent, outcome).await?;
-            if !hierarchical {
-                return Ok(());
+            let mut outcome = self.review(&agent, outcome).await?;
+            if hierarchical && let Some(feedback) = self.assess(&agent, &outcome).await? {
+                previous = Some((agent, feedback));
+                continue;
             }
-            match self.assess(&agent, &outcome).await? {
-                None => return Ok(()),
-                Some(feedback) => previous = Some((agent, feedback)),
+            // A person's approval comes last: after the checks, the review and the manager.
+            loop {
+                match self.approval(&agent, &outcome).await? {
+                    Approved::Yes => return Ok(()),
+                    Approved::Revise(feedback) => {
+                        let message = prompt::revise_for_person(&self.run.fence, &feedback);
+                        let revised = self.revise(&agent, &outcome, message).await?;
+                        outcome = self.review(&agent, revised).await?;
+                    }
+                }
             }
         }
+    }
+
+    /// Asks a person for the task's approval, when it needs one (`approval`).
+    async fn approval(&self, agent: &str, outcome: &JobOutcome) -> Result<Approved, End> {
+        let Some(approval) = &self.task.approval else {
+            return Ok(Approved::Yes);
+        };
+        let n = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let request = crate::approval::ApprovalRequest {
+            task: self.task.id.clone(),
+            kind: crate::approval::ApprovalKind::Task,
+            n,
+            message: approval.message.clone(),
+            agent: agent.to_string(),
+            output: outcome.output.clone(),
+            tool: None,
+            arguments: None,
+        };
+        let Some(decision) = self.run.approvals.decide(self.events(), &request).await else {
+            return Err(End::AwaitingApproval);
+        };
+        update(self.progress, |r| {
+            r.approvals.push(crate::record::ApprovalRound {
+                n,
+                decision: decision.verdict,
+                feedback: decision.feedback.clone(),
+                by: decision.by.clone(),
+            });
+        });
+        let feedback = decision.feedback.clone().unwrap_or_default();
+        match decision.verdict {
+            crate::approval::Verdict::Approve => Ok(Approved::Yes),
+            crate::approval::Verdict::Revise => {
+                Ok(Approved::Revise(if feedback.trim().is_empty() {
+                    "A person asked for a revision.".into()
+                } else {
+                    feedback
+                }))
+            }
+            crate::approval::Verdict::Reject => Err(End::Rejected(format!(
+                "rejected by {}{}",
+                decision.by.as_deref().unwrap_or("a person"),
+                if feedback.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {feedback}")
+                }
+            ))),
+        }
+    }
+
+    /// The author revises `outcome` after `message` (a reviewer's or a person's feedback).
+    async fn revise(
+        &self,
+        author: &str,
+        outcome: &JobOutcome,
+        message: String,
+    ) -> Result<JobOutcome, End> {
+        let mut messages = outcome.messages.clone();
+        messages.push(Message::user(message));
+        update(self.progress, |r| r.attempts += 1);
+        let job = self.job(author, messages, self.output_schema(author));
+        let revised = self.handle(author)?.assign(job).await;
+        self.absorb(&revised)?;
+        Ok(revised)
     }
 
     /// Records a job's outcome in the progress record; `Err` when the task must end here.
@@ -251,6 +346,7 @@ impl Driver<'_> {
             JobStatus::LimitReached(l) => Err(End::Limit(format!("limits.{l}"))),
             JobStatus::Failed(e) => Err(End::Failed(e.clone())),
             JobStatus::Cancelled => Err(End::Cancelled),
+            JobStatus::AwaitingApproval => Err(End::AwaitingApproval),
         }
     }
 
@@ -505,6 +601,11 @@ impl Driver<'_> {
         };
         let reviewer = self.handle(&review.by)?;
         for round in 1..=review.max_rounds {
+            self.events().emit(EventKind::ReviewStarted {
+                task: self.task.id.clone(),
+                reviewer: review.by.clone(),
+                round,
+            });
             let problems = self.checks(&outcome);
             let (approved, feedback, by) = if problems.is_empty() {
                 let current = outcome.output.clone().unwrap_or_default();
@@ -527,8 +628,10 @@ impl Driver<'_> {
                     .filter(|_| verdict.status == JobStatus::Completed)
                     .and_then(|v| serde_json::from_value::<prompt::ReviewAnswer>(v).ok());
                 let Some(answer) = answer else {
-                    if verdict.status == JobStatus::Cancelled {
-                        return Err(End::Cancelled);
+                    match verdict.status {
+                        JobStatus::Cancelled => return Err(End::Cancelled),
+                        JobStatus::AwaitingApproval => return Err(End::AwaitingApproval),
+                        _ => {}
                     }
                     let why = match &verdict.status {
                         JobStatus::Failed(e) => e.clone(),
@@ -595,17 +698,12 @@ impl Driver<'_> {
                     rounds: round,
                 });
             }
-            let mut messages = outcome.messages.clone();
-            messages.push(Message::user(if problems.is_empty() {
+            let message = if problems.is_empty() {
                 prompt::revise(&self.run.fence, &feedback)
             } else {
                 feedback.clone()
-            }));
-            update(self.progress, |r| r.attempts += 1);
-            let job = self.job(author, messages, self.output_schema(author));
-            let revised = self.handle(author)?.assign(job).await;
-            self.absorb(&revised)?;
-            outcome = revised;
+            };
+            outcome = self.revise(author, &outcome, message).await?;
         }
         Err(End::NotApproved(format!(
             "no review round approved it (`review.max_rounds` = {}): the latest version is kept, not approved",
@@ -657,6 +755,7 @@ impl Driver<'_> {
         let value = match (&outcome.status, outcome.value) {
             (JobStatus::Completed, Some(v)) => v,
             (JobStatus::Cancelled, _) => return Err(End::Cancelled),
+            (JobStatus::AwaitingApproval, _) => return Err(End::AwaitingApproval),
             (s, _) => {
                 return Err(End::Failed(format!(
                     "the manager could not assign the task: {s:?}"
@@ -705,6 +804,7 @@ impl Driver<'_> {
                 v["feedback"].as_str().unwrap_or_default().to_string(),
             ),
             (JobStatus::Cancelled, _) => return Err(End::Cancelled),
+            (JobStatus::AwaitingApproval, _) => return Err(End::AwaitingApproval),
             (s, _) => {
                 let message = format!(
                     "the manager `{}` could not assess the result ({s:?}): the output is kept, unreviewed",

@@ -206,12 +206,43 @@ pub enum EventKind {
         attempt: u32,
         errors: Vec<String>,
     },
+    /// A review round began: the deterministic checks, then (when they pass) the reviewer.
+    ReviewStarted {
+        task: String,
+        /// The reviewing agent.
+        reviewer: String,
+        round: u32,
+    },
     ReviewVerdict {
         task: String,
         reviewer: String,
         round: u32,
         approved: bool,
         feedback: String,
+    },
+    /// A person is asked to approve a task's output or a tool call. `answered`: the store
+    /// already holds the answer (a resumed run reaching a request that was decided).
+    ApprovalRequested {
+        task: String,
+        kind: crate::approval::ApprovalKind,
+        /// The request's number among the task's requests, from 1.
+        n: u32,
+        message: Option<String>,
+        agent: String,
+        /// The start of the output, or the tool call, for display.
+        subject: String,
+        answered: bool,
+    },
+    /// A person answered an approval request (`recorded`: the answer was given before this
+    /// process asked, through the store).
+    ApprovalDecided {
+        task: String,
+        kind: crate::approval::ApprovalKind,
+        n: u32,
+        decision: crate::approval::Verdict,
+        feedback: Option<String>,
+        by: Option<String>,
+        recorded: bool,
     },
     /// `max_rounds` reviews were used up: the latest version stands.
     ReviewRoundsExhausted {

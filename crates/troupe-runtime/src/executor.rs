@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use troupe_crew::{Agent, RepeatPolicy, TaskLimits};
 use troupe_llm::{ChatModel, ChatRequest, Message, OutputFormat};
 
+use crate::approval;
 use crate::budget;
 use crate::citations;
 use crate::events::{EventKind, Events, ms, preview};
@@ -37,6 +38,8 @@ pub struct AgentCtx {
     pub fence: prompt::Fence,
     /// Where calls are recorded, and the recording that answers them, when there is one.
     pub calls: crate::recorded::CallLog,
+    /// Where calls of tools marked `approve` are decided.
+    pub approvals: crate::approval::Approvals,
 }
 
 /// A unit of work for an agent: a conversation to continue until a final answer.
@@ -60,6 +63,9 @@ pub struct Job {
     /// When set, the JSON answer is rendered to the text that is the output (and is checked as
     /// text): see [`crate::cited`].
     pub render: Option<Render>,
+    /// The task's approval requests so far (numbered per task, so that a resumed run asks
+    /// the same numbers in the same order).
+    pub approvals_asked: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// Turns a structured answer into the text output.
@@ -73,6 +79,8 @@ pub enum JobStatus {
     LimitReached(String),
     Failed(String),
     Cancelled,
+    /// A call of a tool marked `approve` waits for a person's answer.
+    AwaitingApproval,
 }
 
 /// The end of a job.
@@ -312,19 +320,46 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                     }
                 }
                 let started = Instant::now();
-                let answered = ctx
-                    .calls
-                    .tool(
-                        task,
-                        agent_id,
-                        &call.name,
-                        &call.arguments,
-                        ctx.tools.call(&call.name, &call.arguments),
-                    )
-                    .await;
-                ctx.ledger
-                    .record_tool(job.task, agent_id, ctx.calls.charge(answered.replayed));
-                let result = answered.result;
+                let result = if ctx.tools.needs_approval(&call.name) {
+                    let n = job
+                        .approvals_asked
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                        + 1;
+                    let request =
+                        approval::tool_request(task, agent_id, n, &call.name, &call.arguments);
+                    match ctx.approvals.decide(&ctx.events, &request).await {
+                        // The task pauses here; its resume makes the same turns again (from the
+                        // recording) and finds the answer in the store.
+                        None => return (JobStatus::AwaitingApproval, None),
+                        Some(d) if d.verdict == approval::Verdict::Approve => None,
+                        Some(d) => Some(Err(crate::tool::ToolError(approval::declined(
+                            &call.name, &d,
+                        )))),
+                    }
+                } else {
+                    None
+                };
+                let result = match result {
+                    Some(declined) => declined,
+                    None => {
+                        let answered = ctx
+                            .calls
+                            .tool(
+                                task,
+                                agent_id,
+                                &call.name,
+                                &call.arguments,
+                                ctx.tools.call(&call.name, &call.arguments),
+                            )
+                            .await;
+                        ctx.ledger.record_tool(
+                            job.task,
+                            agent_id,
+                            ctx.calls.charge(answered.replayed),
+                        );
+                        answered.result
+                    }
+                };
                 let (ok, content) = match result {
                     Ok(s) => (true, s),
                     Err(e) => (false, format!("error: {e}")),

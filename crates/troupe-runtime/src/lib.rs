@@ -19,6 +19,8 @@
 //! - [`citations`] and [`report`]: citations found and checked, `report.md` / `report.json`;
 //! - [`cited`]: the constrained writer's cited statements, rendered to Markdown;
 //! - [`grounding`]: every statement of a text output checked: cited, verified, supported;
+//! - [`launch`]: what a front end does before a run: documents read, a stored run made ready
+//!   to resume (or refused, saying what changed);
 //! - [`prepare`]: every check before a run, at once — the one path `validate` and `run` share;
 //! - [`models`]: which model serves an agent;
 //! - [`ledger`]: tokens, calls, cost, budgets;
@@ -28,6 +30,7 @@
 //! - [`events`]: what happened, in order.
 
 pub mod agent;
+pub mod approval;
 pub mod budget;
 pub mod builtin;
 pub mod call_writer;
@@ -43,6 +46,7 @@ pub mod events;
 pub mod executor;
 pub mod fanout;
 pub mod grounding;
+pub mod launch;
 pub mod ledger;
 pub mod models;
 pub mod outdir;

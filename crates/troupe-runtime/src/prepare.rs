@@ -59,6 +59,15 @@ pub async fn prepare(
     };
     plugins::register(&mut tools, &loaded, events);
 
+    // Tools whose calls wait for a person (`tools.<pattern>.approve`): each pattern must name
+    // a tool, as an agent's `tools` must.
+    let mut approve = Vec::new();
+    for pattern in &crew.approve_tools {
+        match tools.matching(pattern) {
+            Some(names) => approve.extend(names),
+            None => problems.push(unknown_approved_tool(&crew, pattern, &tools)),
+        }
+    }
     let mut model_problems = Vec::new();
     let mut agents = Vec::new();
     let mut fallbacks = Vec::new();
@@ -69,7 +78,10 @@ pub async fn prepare(
             Err(e) => model_problems.push(model_problem(&crew, agent, e)),
         }
         match tools.resolve(&agent.tools) {
-            Ok(t) => agents.push((agent.clone(), t)),
+            Ok(mut t) => {
+                t.require_approval(approve.iter().cloned());
+                agents.push((agent.clone(), t));
+            }
             Err(bad) => problems.push(unknown_tool(&crew, agent, &bad, &tools)),
         }
     }
@@ -110,6 +122,23 @@ fn agent_path(agent: &Agent) -> JsonPath {
     agent.index.map_or(JsonPath::root(), |i| {
         JsonPath::root().key("agents").index(i)
     })
+}
+
+fn unknown_approved_tool(crew: &Crew, pattern: &str, tools: &ToolRegistry) -> Diagnostic {
+    let names: Vec<&str> = tools.names().collect();
+    let hint =
+        troupe_crew::diag::did_you_mean(pattern, names.iter().copied()).unwrap_or_else(|| {
+            format!(
+                "tools available: {}; plugins add more",
+                troupe_crew::diag::list(&names)
+            )
+        });
+    crew.source.diagnostic(
+        &JsonPath::root().key("tools").key(pattern),
+        Target::Key,
+        format!("`tools`: no tool matches `{pattern}`"),
+        Some(hint),
+    )
 }
 
 fn unknown_tool(crew: &Crew, agent: &Agent, bad: &str, tools: &ToolRegistry) -> Diagnostic {

@@ -179,6 +179,15 @@ pub fn revise(fence: &Fence, feedback: &str) -> String {
     )
 }
 
+/// Asking the author for a revision a person asked for (`approval`).
+pub fn revise_for_person(fence: &Fence, feedback: &str) -> String {
+    format!(
+        "The person who approves this work asked for a revision of your answer:\n\n{}\n\nWrite \
+         the complete revised answer (not only the changes).",
+        fence.wrap("approver feedback", feedback.trim())
+    )
+}
+
 /// A failed check sent back to the author. The problems quote the author's answer and the
 /// documents, so they are fenced; what to do is outside the fence.
 pub fn check_failed(fence: &Fence, check: &str, problems: &[String], fix: &str) -> String {

@@ -30,6 +30,11 @@ pub enum TaskStatus {
     Cancelled,
     /// Never started because the run stopped first.
     Skipped,
+    /// Waits for a person's answer (`approval`, or a call of a tool marked `approve`): the
+    /// output so far is kept; the run pauses and goes on when the answer comes.
+    AwaitingApproval,
+    /// A person rejected the output (or it stopped at a rejected call): kept, not used.
+    Rejected,
 }
 
 impl TaskStatus {
@@ -44,6 +49,8 @@ impl TaskStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Skipped => "skipped",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Rejected => "rejected",
         }
     }
 }
@@ -60,6 +67,17 @@ pub struct ReviewRound {
     /// The deterministic checks that failed this round.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
+}
+
+/// A person's answer to a task's approval request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalRound {
+    pub n: u32,
+    pub decision: crate::approval::Verdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// One delegation by the manager.
@@ -88,6 +106,9 @@ pub struct TaskRecord {
     pub review: Vec<ReviewRound>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delegations: Vec<Delegation>,
+    /// A person's answers to the output's approval requests (`approval`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRound>,
     /// The limit that ended the task, as its crew-file key.
     pub limit: Option<String>,
     pub error: Option<String>,
@@ -109,6 +130,7 @@ impl TaskRecord {
             attempts: 0,
             review: Vec::new(),
             delegations: Vec::new(),
+            approvals: Vec::new(),
             limit: None,
             error: None,
             started_ms: None,
@@ -139,6 +161,8 @@ pub enum RunState {
     Interrupted,
     TimedOut,
     BudgetExhausted,
+    /// Paused: a task waits for a person's answer, and nothing else can go on until it comes.
+    AwaitingApproval,
 }
 
 impl RunState {
@@ -150,6 +174,7 @@ impl RunState {
             Self::Interrupted => "interrupted",
             Self::TimedOut => "timed_out",
             Self::BudgetExhausted => "budget_exhausted",
+            Self::AwaitingApproval => "awaiting_approval",
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct ToolRegistry {
 #[derive(Clone, Default)]
 pub struct Toolset {
     tools: Vec<Entry>,
+    /// Names of the tools whose every call waits for a person's approval.
+    approve: std::collections::BTreeSet<String>,
 }
 
 impl ToolRegistry {
@@ -76,7 +78,17 @@ impl ToolRegistry {
                 }
             }
         }
-        Ok(Toolset { tools: out })
+        Ok(Toolset {
+            tools: out,
+            approve: Default::default(),
+        })
+    }
+
+    /// The names `pattern` (`name` or `prefix.*`) matches; `None` when it matches none.
+    pub fn matching(&self, pattern: &str) -> Option<Vec<String>> {
+        self.resolve(&[pattern.to_string()])
+            .ok()
+            .map(|t| t.tools.iter().map(|e| e.tool.spec().name.clone()).collect())
     }
 }
 
@@ -87,6 +99,16 @@ impl Toolset {
 
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
+    }
+
+    /// Marks these tools as needing a person's approval before each call.
+    pub fn require_approval(&mut self, names: impl IntoIterator<Item = String>) {
+        self.approve.extend(names);
+    }
+
+    /// Whether a call of `name` waits for a person's approval.
+    pub fn needs_approval(&self, name: &str) -> bool {
+        self.approve.contains(name)
     }
 
     /// Calls `name` with the model's raw argument text. Every failure — unknown tool, arguments

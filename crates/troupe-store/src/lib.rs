@@ -30,7 +30,7 @@ pub use owner::Owner;
 pub use run_store::{OwnerGuard, RunStore};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -87,6 +87,20 @@ CREATE TABLE IF NOT EXISTS calls (
     PRIMARY KEY (run, seq)
 );
 CREATE INDEX IF NOT EXISTS calls_by_request ON calls(run, request_sha256);
+CREATE TABLE IF NOT EXISTS approvals (
+    run            TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    task           TEXT NOT NULL,
+    n              INTEGER NOT NULL,
+    kind           TEXT NOT NULL,
+    request        TEXT NOT NULL,
+    request_sha256 TEXT NOT NULL,
+    requested_ms   INTEGER NOT NULL,
+    decision       TEXT,
+    feedback       TEXT,
+    decided_by     TEXT,
+    decided_ms     INTEGER,
+    PRIMARY KEY (run, task, n)
+);
 ";
 
 /// Why the store could not be used.
@@ -104,8 +118,39 @@ pub enum StoreError {
         "run {0} completed (perhaps just now, in another process): there is nothing to resume\n  hint: `troupe replay RUN --from TASK` runs a task again, with what depends on it, as a new run"
     )]
     Completed(String),
+    #[error("a run `{0}` is already in the store")]
+    Exists(String),
     #[error("`{prefix}` matches {n} runs\n  hint: give more of the id (`troupe runs` lists them)")]
     Ambiguous { prefix: String, n: usize },
+    #[error(
+        "task `{task}` of run {run} is not waiting for an approval\n  hint: `troupe show {run}` shows which tasks wait (status `awaiting_approval`)"
+    )]
+    NoPendingApproval { run: String, task: String },
+}
+
+/// One approval a run asked a person for, and the answer when there is one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalRow {
+    pub task: String,
+    /// The request's number among the task's requests, from 1.
+    pub n: u32,
+    /// `task` (the output) or `tool` (a call).
+    pub kind: String,
+    /// What was asked: the message, the output or the tool call.
+    pub request: serde_json::Value,
+    pub request_sha256: String,
+    pub requested_ms: u64,
+    pub decision: Option<Decided>,
+}
+
+/// A person's answer to an approval request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decided {
+    /// `approve`, `revise` or `reject`.
+    pub decision: String,
+    pub feedback: Option<String>,
+    pub by: Option<String>,
+    pub at_ms: u64,
 }
 
 /// A run's id: a UUIDv7, so ids sort by start time.
@@ -137,6 +182,8 @@ pub struct NewRun<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Standing {
+    /// Accepted but not started: waiting for a free slot (a server's `--max-runs`).
+    Queued,
     Running,
     Crashed,
     /// Ended: `completed`, `failed`, `interrupted`, `timed_out`, `budget_exhausted`.
@@ -146,6 +193,7 @@ pub enum Standing {
 impl Standing {
     pub fn as_str(&self) -> &str {
         match self {
+            Self::Queued => "queued",
             Self::Running => "running",
             Self::Crashed => "crashed",
             Self::Ended(s) => s,
@@ -327,13 +375,37 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a new run, owned by this process.
+    /// Records a new run, owned by this process. A run recorded as queued under the same id
+    /// ([`Store::queue_run`]) becomes this one; any other run with the id is an error.
     pub fn create_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.insert_run(run, "running")
+    }
+
+    /// Records a run that is accepted but waits for a slot, with what it will start from, so
+    /// that it outlives the process that accepted it. No process owns it.
+    pub fn queue_run(&self, run: &NewRun<'_>) -> Result<(), StoreError> {
+        self.insert_run(run, "queued")
+    }
+
+    fn insert_run(&self, run: &NewRun<'_>, status: &str) -> Result<(), StoreError> {
+        let (pid, host) = if status == "queued" {
+            (0, String::new())
+        } else {
+            (std::process::id(), owner::host())
+        };
+        let n = self.conn().execute(
             "INSERT INTO runs (id, parent, crew, crew_file, crew_text, crew_sha256, inputs,
                                documents, out_dir, status, owner_pid, owner_host, started_ms,
                                options)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10, ?11, ?12, ?13)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?14, ?10, ?11, ?12, ?13)
+             ON CONFLICT (id) DO UPDATE SET
+                 parent = excluded.parent, crew = excluded.crew, crew_file = excluded.crew_file,
+                 crew_text = excluded.crew_text, crew_sha256 = excluded.crew_sha256,
+                 inputs = excluded.inputs, documents = excluded.documents,
+                 out_dir = excluded.out_dir, status = excluded.status,
+                 owner_pid = excluded.owner_pid, owner_host = excluded.owner_host,
+                 started_ms = excluded.started_ms, options = excluded.options
+             WHERE runs.status = 'queued'",
             params![
                 run.id,
                 run.parent,
@@ -344,13 +416,161 @@ impl Store {
                 run.inputs.to_string(),
                 run.documents.to_string(),
                 run.out_dir,
-                std::process::id(),
-                owner::host(),
+                pid,
+                host,
                 sql_int(run.started_ms),
                 run.options.to_string(),
+                status,
             ],
         )?;
+        if n == 0 {
+            return Err(StoreError::Exists(run.id.to_string()));
+        }
         Ok(())
+    }
+
+    /// Ends a run that is not running — queued (never started), or paused for an approval — as
+    /// `status` (`interrupted` when cancelled, `failed` when it could not start), by `why`.
+    /// `false` when the run was not waiting (it started, or ended, meanwhile).
+    pub fn end_waiting(
+        &self,
+        run: &str,
+        status: &str,
+        why: &str,
+        finished_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE runs SET status = ?2, ended_by = ?3, finished_ms = ?4
+             WHERE id = ?1 AND status IN ('queued', 'awaiting_approval')",
+            params![run, status, why, sql_int(finished_ms)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Events of a run after `after` (a sequence number), in order, at most `limit`.
+    pub fn events_after(
+        &self,
+        run: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, kind, body FROM events WHERE run = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![run, sql_int(after), sql_int(limit as u64)], |r| {
+                Ok((millis(r.get(0)?), r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records approval request `n` of `task` unless it is recorded with the same request
+    /// already; returns the recorded answer, when a person gave one. A request recorded under
+    /// the same number but different content is replaced (its answer was for something else).
+    pub fn request_approval(
+        &self,
+        run: &str,
+        row: &ApprovalRow,
+    ) -> Result<Option<Decided>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        // The recorded request's hash, and its answer when it has one.
+        let found: Option<(String, Option<Decided>)> = tx
+            .query_row(
+                "SELECT request_sha256, decision, feedback, decided_by, decided_ms FROM approvals
+                 WHERE run = ?1 AND task = ?2 AND n = ?3",
+                params![run, row.task, row.n],
+                |r| Ok((r.get(0)?, decided_at(r, 1)?)),
+            )
+            .optional()?;
+        let answer = match found {
+            Some((sha, answer)) if sha == row.request_sha256 => answer,
+            _ => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO approvals (run, task, n, kind, request, request_sha256,
+                                                      requested_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        run,
+                        row.task,
+                        row.n,
+                        row.kind,
+                        row.request.to_string(),
+                        row.request_sha256,
+                        sql_int(row.requested_ms),
+                    ],
+                )?;
+                None
+            }
+        };
+        tx.commit()?;
+        Ok(answer)
+    }
+
+    /// Answers the open approval request of `task` (the newest without an answer). Returns its
+    /// number.
+    pub fn decide_approval(
+        &self,
+        run: &str,
+        task: &str,
+        decided: &Decided,
+    ) -> Result<u32, StoreError> {
+        let conn = self.conn();
+        let n: Option<u32> = conn
+            .query_row(
+                "SELECT n FROM approvals WHERE run = ?1 AND task = ?2 AND decision IS NULL
+                 ORDER BY n DESC LIMIT 1",
+                params![run, task],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(n) = n else {
+            return Err(StoreError::NoPendingApproval {
+                run: run.to_string(),
+                task: task.to_string(),
+            });
+        };
+        conn.execute(
+            "UPDATE approvals SET decision = ?4, feedback = ?5, decided_by = ?6, decided_ms = ?7
+             WHERE run = ?1 AND task = ?2 AND n = ?3",
+            params![
+                run,
+                task,
+                n,
+                decided.decision,
+                decided.feedback,
+                decided.by,
+                sql_int(decided.at_ms),
+            ],
+        )?;
+        Ok(n)
+    }
+
+    /// A run's approval requests, oldest first.
+    pub fn approvals(&self, run: &str) -> Result<Vec<ApprovalRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT task, n, kind, request, request_sha256, requested_ms, decision, feedback,
+                    decided_by, decided_ms
+             FROM approvals WHERE run = ?1 ORDER BY requested_ms, task, n",
+        )?;
+        let rows = stmt
+            .query_map([run], |r| {
+                let request: String = r.get(3)?;
+                Ok(ApprovalRow {
+                    task: r.get(0)?,
+                    n: r.get(1)?,
+                    kind: r.get(2)?,
+                    request: serde_json::from_str(&request).unwrap_or(serde_json::Value::Null),
+                    request_sha256: r.get(4)?,
+                    requested_ms: millis(r.get(5)?),
+                    decision: decided_at(r, 6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// Makes this process the recorded owner of `run` again (a resume): running, not ended.
@@ -451,14 +671,14 @@ impl Store {
         Ok(millis(seq))
     }
 
-    /// Deletes the oldest ended runs of `crew` beyond the newest `keep` (a run that is running
-    /// or crashed is never deleted: it may be resumed; nor a running replay's parent, nor a
+    /// Deletes the oldest ended runs of `crew` beyond the newest `keep` (a run that is queued,
+    /// running or crashed is never deleted: it may be resumed; nor a running replay's parent, nor a
     /// recording some run answers its calls from). Returns the ids deleted.
     pub fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError> {
         let ids: Vec<String> = {
             let conn = self.conn();
             let mut stmt = conn.prepare(
-                "SELECT id FROM runs WHERE crew = ?1 AND status != 'running'
+                "SELECT id FROM runs WHERE crew = ?1 AND status NOT IN ('running', 'queued', 'awaiting_approval')
                    AND id NOT IN (SELECT parent FROM runs
                                   WHERE status = 'running' AND parent IS NOT NULL)
                    AND id NOT IN (SELECT json_extract(options, '$.replay_calls') FROM runs
@@ -721,6 +941,20 @@ impl Store {
     }
 }
 
+/// The answer in columns `decision, feedback, decided_by, decided_ms` from `first` on.
+fn decided_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Decided>> {
+    let decision: Option<String> = r.get(first)?;
+    Ok(match decision {
+        Some(decision) => Some(Decided {
+            decision,
+            feedback: r.get(first + 1)?,
+            by: r.get(first + 2)?,
+            at_ms: r.get::<_, Option<i64>>(first + 3)?.map_or(0, millis),
+        }),
+        None => None,
+    })
+}
+
 fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let status: String = r.get(4)?;
     Ok(RunRow {
@@ -728,10 +962,10 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         parent: r.get(1)?,
         crew: r.get(2)?,
         crew_file: r.get(3)?,
-        standing: if status == "running" {
-            Standing::Running
-        } else {
-            Standing::Ended(status)
+        standing: match status.as_str() {
+            "running" => Standing::Running,
+            "queued" => Standing::Queued,
+            _ => Standing::Ended(status),
         },
         started_ms: millis(r.get(5)?),
         finished_ms: r.get::<_, Option<i64>>(6)?.map(millis),

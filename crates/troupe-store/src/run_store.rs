@@ -37,6 +37,20 @@ pub trait RunStore: Send + Sync {
     fn source(&self, run: &str) -> Result<RunSource, StoreError>;
     fn tasks(&self, run: &str) -> Result<Vec<TaskRow>, StoreError>;
     fn calls(&self, run: &str) -> Result<Vec<CallRow>, StoreError>;
+    /// Records an approval request (see [`crate::Store::request_approval`]); the recorded
+    /// answer, when a person gave one.
+    fn request_approval(
+        &self,
+        run: &str,
+        row: &crate::ApprovalRow,
+    ) -> Result<Option<crate::Decided>, StoreError>;
+    /// Answers the open approval request of `task`; returns its number.
+    fn decide_approval(
+        &self,
+        run: &str,
+        task: &str,
+        decided: &crate::Decided,
+    ) -> Result<u32, StoreError>;
 }
 
 impl RunStore for crate::Store {
@@ -93,5 +107,20 @@ impl RunStore for crate::Store {
     }
     fn calls(&self, run: &str) -> Result<Vec<CallRow>, StoreError> {
         crate::Store::calls(self, run)
+    }
+    fn request_approval(
+        &self,
+        run: &str,
+        row: &crate::ApprovalRow,
+    ) -> Result<Option<crate::Decided>, StoreError> {
+        crate::Store::request_approval(self, run, row)
+    }
+    fn decide_approval(
+        &self,
+        run: &str,
+        task: &str,
+        decided: &crate::Decided,
+    ) -> Result<u32, StoreError> {
+        crate::Store::decide_approval(self, run, task, decided)
     }
 }

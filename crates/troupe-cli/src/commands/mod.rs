@@ -1,18 +1,17 @@
+pub mod approve;
 pub mod plugin;
 pub mod resume;
 pub mod run;
 pub mod runs;
 pub mod schema;
+pub mod serve;
 pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
-use anyhow::anyhow;
 use troupe_crew::{Crew, LoadError};
-use troupe_docs::{ChunkOptions, Corpus, DocError, LoadOptions};
 use troupe_runtime::RunDocuments;
 use troupe_runtime::continuation::DocumentSource;
 
@@ -64,35 +63,5 @@ pub fn load_documents_from(
     source: &DocumentSource,
     crew: &Crew,
 ) -> Result<Option<RunDocuments>, Failure> {
-    let settings = crew.documents.clone().unwrap_or_default();
-    let (specs, base, skip_unreadable) = (&source.specs, &source.base, source.skip_unreadable);
-    if specs.is_empty() {
-        return Ok(None);
-    }
-    let started = Instant::now();
-    let load = LoadOptions {
-        skip_unreadable: skip_unreadable
-            || settings.on_unreadable == troupe_crew::OnUnreadable::Skip,
-        max_file_bytes: u64::from(settings.max_file_mb) << 20,
-        pdf_timeout: settings.pdf_timeout,
-    };
-    let chunks = ChunkOptions {
-        tokens: settings.chunk_tokens as usize,
-        overlap: settings.chunk_overlap as usize,
-    };
-    let (corpus, report) = Corpus::load(specs, base, &load, chunks).map_err(|e| {
-        let hint = if matches!(e, DocError::Unreadable(_)) {
-            "\n  hint: fix or remove these files, or pass --skip-unreadable (crew file: \"documents\": {\"on_unreadable\": \"skip\"}) to go on without them"
-        } else {
-            ""
-        };
-        Failure::user(anyhow!("documents: {e}{hint}"))
-    })?;
-    Ok(Some(RunDocuments {
-        corpus: Arc::new(corpus),
-        skipped: report.skipped.iter().map(ToString::to_string).collect(),
-        ignored: report.ignored.iter().map(ToString::to_string).collect(),
-        load_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        source: Some(source.clone()),
-    }))
+    troupe_runtime::launch::documents(source, crew).map_err(Failure::user)
 }

@@ -10,7 +10,7 @@ use troupe_runtime::record::TaskStatus;
 use troupe_runtime::{RunError, RunOptions, RunStatus};
 
 use crate::cli::{ProgressArgs, RunArgs};
-use crate::exit::{Failure, INTERRUPTED, OK, RUN_FAILED};
+use crate::exit::{AWAITING_APPROVAL, Failure, INTERRUPTED, OK, RUN_FAILED};
 use crate::render::Renderer;
 
 pub fn run(args: RunArgs) -> Result<u8, Failure> {
@@ -42,6 +42,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         continuation,
         models,
         progress: args.progress,
+        approvals: super::approve::terminal_gate(),
     })
 }
 
@@ -54,6 +55,8 @@ pub struct Execution {
     pub continuation: Option<Continuation>,
     pub models: Arc<dyn ModelFactory>,
     pub progress: ProgressArgs,
+    /// Asks a person on the terminal; `None`: a task that needs an approval pauses the run.
+    pub approvals: Option<Arc<dyn troupe_runtime::approval::ApprovalGate>>,
 }
 
 /// Runs a crew (new, resumed or replayed), renders it, summarises it, and gives its exit code.
@@ -71,6 +74,8 @@ pub fn execute(x: Execution) -> Result<u8, Failure> {
         documents: x.documents,
         store: Some(x.store.clone()),
         continuation: x.continuation,
+        run_id: None,
+        approvals: x.approvals,
     };
     let report = runtime.block_on(troupe_runtime::run(x.crew, opts, ctrl_c()));
     let report = match report {
@@ -90,6 +95,7 @@ pub fn execute(x: Execution) -> Result<u8, Failure> {
     Ok(match report.status {
         RunStatus::Completed => OK,
         RunStatus::Interrupted => INTERRUPTED,
+        RunStatus::AwaitingApproval => AWAITING_APPROVAL,
         _ => RUN_FAILED,
     })
 }
@@ -125,10 +131,10 @@ fn summary(report: &troupe_runtime::RunReport, store: &std::path::Path) {
         .count();
     let mut s = format!(
         "{} `{}` {} in {:.1} s · {}/{} task(s) completed · {} tokens ({} in, {} out) · {} model call(s)",
-        if report.status == RunStatus::Completed {
-            "✔"
-        } else {
-            "✘"
+        match report.status {
+            RunStatus::Completed => "✔",
+            RunStatus::AwaitingApproval => "⏸",
+            _ => "✘",
         },
         r.crew,
         report.status.as_str().replace('_', " "),
@@ -178,6 +184,28 @@ fn summary(report: &troupe_runtime::RunReport, store: &std::path::Path) {
     }
     if let Some(checks) = &report.report {
         s.push_str(&format!("\n  checked: {}", checks.describe()));
+    }
+    let waiting: Vec<&str> = r
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::AwaitingApproval)
+        .map(|t| t.id.as_str())
+        .collect();
+    if let (false, Some(id)) = (waiting.is_empty(), &report.run_id) {
+        let short = &id[..id.len().min(13)];
+        s.push_str(&format!(
+            "\n  paused: waiting for a person's approval of {}",
+            waiting
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for t in &waiting {
+            s.push_str(&format!(
+                "\n    troupe approve {short} '{t}'   (or --revise \"what to change\", or --reject)"
+            ));
+        }
     }
     for t in r.tasks.iter().filter(|t| t.status != TaskStatus::Completed) {
         s.push_str(&format!(

@@ -64,6 +64,17 @@ pub async fn run_with(
     corpus: Option<Corpus>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Ran {
+    run_gated(crew, model, corpus, None, shutdown).await
+}
+
+/// A run whose approval requests `gate` answers (`None`: they pause the run).
+pub async fn run_gated(
+    crew: Crew,
+    model: &Arc<ScriptedModel>,
+    corpus: Option<Corpus>,
+    gate: Option<Arc<dyn troupe_runtime::approval::ApprovalGate>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -85,6 +96,8 @@ pub async fn run_with(
             }),
             store: None,
             continuation: None,
+            run_id: None,
+            approvals: gate,
         },
         shutdown,
     )
