@@ -227,6 +227,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub max_upload_mb: usize,
     #[command(flatten)]
+    pub otlp: OtlpArgs,
+    #[command(flatten)]
     pub store: StoreArgs,
 }
 
@@ -284,7 +286,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "RUN")]
     pub replay_calls: Option<String>,
     #[command(flatten)]
+    pub otlp: OtlpArgs,
+    #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OtlpArgs {
+    /// Send each run's trace (spans of the run, its tasks, review rounds, model and tool calls)
+    /// to this OpenTelemetry collector over OTLP/HTTP, e.g. `http://127.0.0.1:4318`
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

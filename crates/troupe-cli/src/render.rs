@@ -253,6 +253,46 @@ impl Renderer {
                     )
                 }
             }
+            EventKind::ApprovalRequested {
+                task,
+                kind,
+                n,
+                subject,
+                answered,
+                ..
+            } => format!(
+                "    ? [{task}] {} needs a person's approval (request {n}){}",
+                match kind {
+                    troupe_runtime::approval::ApprovalKind::Task => "the output".to_string(),
+                    troupe_runtime::approval::ApprovalKind::Tool =>
+                        format!("the call {}", first_line(subject)),
+                },
+                if *answered { ": answered before" } else { "" }
+            ),
+            EventKind::ApprovalDecided {
+                task,
+                decision,
+                feedback,
+                by,
+                ..
+            } => {
+                let by = by.as_deref().unwrap_or("a person");
+                let note = feedback
+                    .as_deref()
+                    .map(|f| format!(" — {}", first_line(f)))
+                    .unwrap_or_default();
+                match decision {
+                    troupe_runtime::approval::Verdict::Approve => {
+                        format!("    ✓ [{task}] approved by {by}{note}")
+                    }
+                    troupe_runtime::approval::Verdict::Revise => {
+                        format!("    ↺ [{task}] {by} asked for a revision{note}")
+                    }
+                    troupe_runtime::approval::Verdict::Reject => {
+                        format!("    ✗ [{task}] rejected by {by}{note}")
+                    }
+                }
+            }
             EventKind::ReviewRoundsExhausted { task, rounds } => format!(
                 "    ! [{task}] {rounds} review round(s) used up (`review.max_rounds`): the latest version stands"
             ),

@@ -224,3 +224,46 @@ fn a_rejected_tool_call_reaches_the_model_as_a_refusal() {
     );
     assert!(output.contains("no tools on board memos"), "{output}");
 }
+
+/// On a terminal, `troupe run` asks there: the tool call, then the output; a revision asked for
+/// on the terminal goes back to the author and the new version is asked about; the approval
+/// completes the run (exit 0). A real pseudo-terminal (rexpect), not a mock of one.
+#[test]
+fn on_a_terminal_troupe_run_asks_and_takes_the_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("runs.db");
+    let server = model();
+    let out = tmp.path().join("out");
+    let mut cmd = troupe_in(&server.url, &store);
+    cmd.arg("run").arg(crew(tmp.path())).arg("--out").arg(&out);
+    let mut term = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    term.exp_string("wants to call `text.stats`").unwrap();
+    term.exp_string("[a]pprove").unwrap();
+    term.send_line("a").unwrap();
+    term.exp_string("needs your approval").unwrap();
+    term.exp_string("Send this memo to the board?").unwrap();
+    term.exp_string("[a]pprove").unwrap();
+    term.send_line("r").unwrap();
+    term.exp_string("what should change?").unwrap();
+    term.send_line("Shorter, please.").unwrap();
+    term.exp_string("FINAL (short)").unwrap();
+    term.exp_string("[a]pprove").unwrap();
+    term.send_line("a").unwrap();
+    term.exp_string("completed").unwrap();
+    term.exp_eof().unwrap();
+    let run = read_json(&out.join("run.json"));
+    assert_eq!(run["status"], "completed");
+    let decisions: Vec<String> = task(&run, "final")["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["decision"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(decisions, ["revise", "approve"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("final.md"))
+            .unwrap()
+            .trim(),
+        "FINAL (short): budget +4%."
+    );
+}

@@ -770,6 +770,16 @@ async fn run_events(
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
 }
 
+/// Up to a page of the run's stored events after `last`.
+async fn stored_after(state: &Arc<AppState>, id: &str, last: u64) -> Vec<(u64, String, String)> {
+    let (st, run) = (state.clone(), id.to_string());
+    tokio::task::spawn_blocking(move || st.store.events_after(&run, last, PAGE))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
 async fn stream_events(
     state: Arc<AppState>,
     id: String,
@@ -786,12 +796,7 @@ async fn stream_events(
     'stream: loop {
         // What the store has that the client has not seen.
         loop {
-            let (st, run) = (state.clone(), id.clone());
-            let rows = tokio::task::spawn_blocking(move || st.store.events_after(&run, last, PAGE))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
+            let rows = stored_after(&state, &id, last).await;
             let n = rows.len();
             for (seq, kind, body) in rows {
                 if tx.send(Ok(send(seq, &kind, &body))).await.is_err() {
@@ -823,14 +828,7 @@ async fn stream_events(
                 // A run records its end just before it announces it: what the store has
                 // after a moment is all there is.
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let (st, run) = (state.clone(), id.clone());
-                let rows =
-                    tokio::task::spawn_blocking(move || st.store.events_after(&run, last, PAGE))
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .unwrap_or_default();
-                for (seq, kind, body) in rows {
+                for (seq, kind, body) in stored_after(&state, &id, last).await {
                     if tx.send(Ok(send(seq, &kind, &body))).await.is_err() {
                         break;
                     }

@@ -69,6 +69,7 @@ pub fn approve(args: ApproveArgs) -> Result<u8, Failure> {
         models: Arc::new(ProviderFactory::from_env()),
         progress: args.progress,
         approvals: terminal_gate(),
+        otlp: None,
     })
 }
 

@@ -32,6 +32,7 @@ pub fn resume(args: ResumeArgs) -> Result<u8, Failure> {
         models: Arc::new(ProviderFactory::from_env()),
         progress: args.progress,
         approvals: super::approve::terminal_gate(),
+        otlp: None,
     })
 }
 
@@ -88,5 +89,6 @@ pub fn replay(args: ReplayArgs) -> Result<u8, Failure> {
         models: Arc::new(ProviderFactory::from_env()),
         progress: args.progress,
         approvals: super::approve::terminal_gate(),
+        otlp: None,
     })
 }

@@ -43,6 +43,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
         models,
         progress: args.progress,
         approvals: super::approve::terminal_gate(),
+        otlp: args.otlp.otlp.clone(),
     })
 }
 
@@ -57,6 +58,8 @@ pub struct Execution {
     pub progress: ProgressArgs,
     /// Asks a person on the terminal; `None`: a task that needs an approval pauses the run.
     pub approvals: Option<Arc<dyn troupe_runtime::approval::ApprovalGate>>,
+    /// The OpenTelemetry collector that receives the run's trace.
+    pub otlp: Option<String>,
 }
 
 /// Runs a crew (new, resumed or replayed), renders it, summarises it, and gives its exit code.
@@ -66,18 +69,45 @@ pub fn execute(x: Execution) -> Result<u8, Failure> {
         .build()
         .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))?;
     let mut renderer = Renderer::new(x.progress.quiet, x.progress.events);
+    // A new run's id is chosen here, so that its trace carries it; a resume keeps its own.
+    let resumed = x.continuation.as_ref().and_then(|c| match &c.mode {
+        ContinueMode::Resume { run } => Some(run.clone()),
+        _ => None,
+    });
+    let run_id = resumed.is_none().then(troupe_store::new_run_id);
+    let tracing = match &x.otlp {
+        Some(url) => Some(troupe_otel::Tracing::start(url, "troupe").map_err(|e| {
+            Failure::user(anyhow!(
+                "{e}\n  hint: give the collector's OTLP/HTTP address, e.g. `--otlp http://127.0.0.1:4318`"
+            ))
+        })?),
+        None => None,
+    };
+    let mut trace = tracing
+        .as_ref()
+        .map(|t| t.run(run_id.clone().or_else(|| resumed.clone())));
     let opts = RunOptions {
         out_dir: x.out,
         models: x.models,
         tools: troupe_runtime::default_tools(),
-        on_event: Some(Box::new(move |e| renderer.event(e))),
+        on_event: Some(Box::new(move |e| {
+            renderer.event(e);
+            if let Some(t) = trace.as_mut() {
+                t.on_event(e);
+            }
+        })),
         documents: x.documents,
         store: Some(x.store.clone()),
         continuation: x.continuation,
-        run_id: None,
+        run_id,
         approvals: x.approvals,
     };
     let report = runtime.block_on(troupe_runtime::run(x.crew, opts, ctrl_c()));
+    if let Some(t) = tracing
+        && let Err(e) = t.shutdown()
+    {
+        crate::term::err_line(&format!("warning: the run's trace was not delivered: {e}"));
+    }
     let report = match report {
         Ok(r) => r,
         Err(

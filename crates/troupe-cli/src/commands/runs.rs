@@ -104,7 +104,21 @@ pub fn show(args: ShowArgs) -> Result<u8, Failure> {
     if let Some(parent) = &r.parent {
         out.push_str(&format!("  parent    {parent}\n"));
     }
-    if !matches!(r.standing.as_str(), "running" | "completed") {
+    if r.standing.as_str() == "awaiting_approval" {
+        let waiting: Vec<String> = store
+            .tasks(&id)
+            .map_err(Failure::internal)?
+            .into_iter()
+            .filter(|t| t.status == "awaiting_approval")
+            .map(|t| t.key)
+            .collect();
+        for t in waiting {
+            out.push_str(&format!(
+                "  waits     `troupe approve {} '{t}'` (or `--revise \"…\"`, `--reject`) answers it and goes on\n",
+                &r.id[..r.id.len().min(13)]
+            ));
+        }
+    } else if !matches!(r.standing.as_str(), "running" | "completed") {
         out.push_str(&format!(
             "  resume    `troupe resume {}` continues it: completed tasks kept, recorded calls not paid again\n",
             &r.id[..r.id.len().min(13)]

@@ -41,11 +41,38 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
         models: Arc::new(ProviderFactory::from_env()),
         on_event: None,
     };
+    let tracing = match &args.otlp.otlp {
+        Some(url) => Some(Arc::new(troupe_otel::Tracing::start(url, "troupe").map_err(
+            |e| {
+                Failure::user(anyhow!(
+                    "{e}\n  hint: give the collector's OTLP/HTTP address, e.g. `--otlp http://127.0.0.1:4318`"
+                ))
+            },
+        )?)),
+        None => None,
+    };
+    let mut config = config;
+    if let Some(t) = &tracing {
+        // One trace per run (and per resumed stretch of it), keyed by the run's id.
+        let t = t.clone();
+        let traces: std::sync::Mutex<std::collections::HashMap<String, troupe_otel::RunTrace>> =
+            std::sync::Mutex::default();
+        config.on_event = Some(Arc::new(move |run: &str, e: &troupe_runtime::Event| {
+            let mut traces = traces.lock().unwrap_or_else(|p| p.into_inner());
+            let trace = traces
+                .entry(run.to_string())
+                .or_insert_with(|| t.run(Some(run.to_string())));
+            trace.on_event(e);
+            if matches!(e.kind, troupe_runtime::EventKind::RunFinished { .. }) {
+                traces.remove(run);
+            }
+        }));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.bind).await.map_err(|e| {
             Failure::user(anyhow!(
                 "cannot listen on {}: {e}\n  hint: choose another address with `--bind HOST:PORT`",
@@ -66,7 +93,13 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
             .map_err(Failure::user)?;
         crate::term::err_line("troupe serve: stopped; running runs were interrupted (resume them with `POST /v1/runs/{id}/resume` or `troupe resume`)");
         Ok(OK)
-    })
+    });
+    if let Some(t) = tracing
+        && let Err(e) = t.shutdown()
+    {
+        crate::term::err_line(&format!("warning: traces were not all delivered: {e}"));
+    }
+    served
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
