@@ -32,23 +32,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# The web page of `troupe serve` is tested in a real browser: Debian's Chromium and its
-# WebDriver (crates/troupe-server/tests/browser.rs).
-missing=()
-need chromium || missing+=(chromium)
-need chromedriver || missing+=(chromium-driver)
-if [ ${#missing[@]} -gt 0 ]; then
-  if need apt-get && [ "$(id -u)" = 0 ]; then
-    echo "installing ${missing[*]} (apt)…" >&2
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-  else
-    echo "error: missing ${missing[*]}, needed by the browser test of the web page" >&2
-    echo "  hint: install them with your package manager (Debian/Ubuntu: sudo apt-get install ${missing[*]})" >&2
-    exit 2
-  fi
-fi
-
 # The default local model (idempotent; verified by SHA-256).
 ./scripts/fetch-model.sh >/dev/null
 
