@@ -131,8 +131,8 @@ pub struct RunsArgs {
     /// Only runs of this crew (its `name`)
     #[arg(long)]
     pub crew: Option<String>,
-    /// Only runs with this status: running, crashed, completed, failed, interrupted, timed_out,
-    /// budget_exhausted
+    /// Only runs with this status: queued, running, crashed, awaiting_approval, completed, failed,
+    /// interrupted, timed_out, budget_exhausted
     #[arg(long)]
     pub status: Option<String>,
     /// At most this many runs, newest first
