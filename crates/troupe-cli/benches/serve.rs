@@ -1,4 +1,4 @@
-//! `troupe serve` under load (not a test; never gates CI): `cargo bench -p troupe-cli --bench serve`.
+//! `troupe serve` under load (not a test; never gates CI): `cargo bench --workspace --bench serve`.
 //!
 //! The `troupe` binary serves on loopback; N crews (default 1000, `SERVE_RUNS`) of 3 sequential
 //! single-turn tasks are submitted through `POST /v1/runs`, all at once, against the fake
@@ -6,9 +6,15 @@
 //! followed from its creation (SSE). Reported:
 //! - wall time from the first submission to the last `run_finished`, against the 0.6 s critical
 //!   path of one run;
-//! - peak RSS of the server process (VmHWM);
+//! - peak RSS of the server process (VmHWM), and the CPU time it used (user + system): the
+//!   load generator, the fake model server and the followers share the machine's cores with
+//!   it, so the CPU a run costs the server is the figure that carries to other machines;
 //! - event latency, from the event's timestamp (`ts_ms`, when the runtime emitted it; the store
 //!   write and the stream come after) to its arrival at the SSE client: median, p99, max.
+//!
+//! The store and the runs' directories go in a temporary directory (`TMPDIR`; `TMPDIR=/dev/shm`
+//! leaves the disk out). `SERVE_WRAP="heaptrack"` (or `perf record -g`) runs the server under a
+//! profiler, stopped with SIGTERM so that it writes its data.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::process::{Command, Stdio};
@@ -59,6 +65,23 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time the process has used (user + system), in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (in parentheses): utime is the 12th, stime the 13th.
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some(f.get(10)? + f.get(11)?)
+        })
+        .unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -107,7 +130,18 @@ fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_troupe"))
+    let wrap: Vec<String> = std::env::var("SERVE_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut server = match wrap.split_first() {
+        Some((tool, args)) => {
+            let mut c = Command::new(tool);
+            c.args(args).arg(env!("CARGO_BIN_EXE_troupe"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_troupe")),
+    };
+    let mut server = server
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .args([
             "--max-runs",
@@ -176,6 +210,7 @@ fn main() {
         (start.elapsed(), latencies, failed)
     });
     let rss = peak_rss_kib(pid);
+    let cpu = cpu_seconds(pid);
     let completed = rt.block_on(async {
         let v: Value = reqwest::get(format!("{base}/v1/runs?status=completed&limit=100000"))
             .await
@@ -185,7 +220,14 @@ fn main() {
             .unwrap();
         v.as_array().map_or(0, Vec::len)
     });
-    let _ = server.kill();
+    if wrap.is_empty() {
+        let _ = server.kill();
+    } else {
+        // The profiler writes its data when the server ends cleanly (SIGTERM).
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-f", &format!("serve --bind 127.0.0.1:{port}")])
+            .status();
+    }
     let _ = server.wait();
     latencies.sort_unstable();
     let critical = 3.0 * LATENCY.as_secs_f64();
@@ -198,7 +240,11 @@ fn main() {
         wall.as_secs_f64(),
         wall.as_secs_f64() / critical
     );
-    println!("  server peak RSS {:.1} MiB", rss as f64 / 1024.0);
+    println!(
+        "  server peak RSS {:.1} MiB · server CPU {cpu:.2} s ({:.2} ms a run)",
+        rss as f64 / 1024.0,
+        cpu * 1000.0 / runs as f64
+    );
     println!(
         "  event latency (emitted → SSE client), {} events: median {} ms, p99 {} ms, max {} ms",
         latencies.len(),

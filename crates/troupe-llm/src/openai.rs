@@ -59,24 +59,31 @@ pub struct OpenAiModel {
 
 impl OpenAiModel {
     pub fn new(cfg: OpenAiConfig) -> Result<Self, LlmError> {
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| LlmError::Config {
-                message: format!("cannot build the HTTP client: {e}"),
-                hint: "this is a bug in Troupe; please report it".into(),
-            })?;
+        let http = shared_http().map_err(|e| LlmError::Config {
+            message: format!("cannot build the HTTP client: {e}"),
+            hint: "this is a bug in Troupe; please report it".into(),
+        })?;
+        let timeout = cfg.timeout;
         let base_url = cfg.base_url.trim_end_matches('/').to_string();
         let mut config = OpenAIConfig::new().with_api_base(&base_url);
         config = config.with_api_key(cfg.api_key.clone().unwrap_or_default());
         let policy = Arc::new(cfg.retry.clone());
         let limiter = cfg.limiter.clone();
         let cap = cfg.max_response_bytes;
+        let sender = http.clone();
         let service = tower::service_fn(move |factory: HttpRequestFactory| {
-            send_with_retries(http.clone(), factory, policy.clone(), limiter.clone(), cap)
+            send_with_retries(
+                sender.clone(),
+                factory,
+                timeout,
+                policy.clone(),
+                limiter.clone(),
+                cap,
+            )
         });
-        let client = async_openai::Client::with_config(config).with_http_service(service);
+        // `build` with the shared client: `with_config` would make (and load the TLS roots of)
+        // a client of its own that no request uses.
+        let client = async_openai::Client::build(http, config).with_http_service(service);
         Ok(Self {
             client,
             model: cfg.model,
@@ -86,22 +93,38 @@ impl OpenAiModel {
     }
 }
 
+/// The HTTP client every OpenAI-compatible model of the process shares: one connection pool,
+/// and the TLS roots loaded once, not per model of every run (a server starting a thousand runs
+/// would otherwise build two thousand clients). Timeouts are set per request.
+fn shared_http() -> Result<reqwest::Client, String> {
+    static HTTP: std::sync::OnceLock<Result<reqwest::Client, String>> = std::sync::OnceLock::new();
+    HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+}
+
 /// Sends one request, retrying 429/408/5xx and connection errors with backoff (or the server's
 /// `Retry-After`, capped), each attempt through the rate limiter. The answer's body is read here,
 /// up to `cap` bytes.
 async fn send_with_retries(
     http: reqwest::Client,
     factory: HttpRequestFactory,
+    timeout: Duration,
     policy: Arc<RetryPolicy>,
     limiter: Option<Arc<RateLimiter>>,
     cap: usize,
 ) -> Result<reqwest::Response, OpenAIError> {
     let (http, factory) = (&http, &factory);
     retrying(&policy, limiter.as_deref(), move |_| async move {
-        let request = match factory.build().await {
+        let mut request = match factory.build().await {
             Ok(r) => r,
             Err(e) => return Attempt::Done(Err(e)),
         };
+        *request.timeout_mut() = Some(timeout);
         match http.execute(request).await {
             Ok(resp) => {
                 let status = resp.status();

@@ -1,16 +1,15 @@
 //! The run's calls, written to the run store off the agents' path: an agent hands a call over
-//! (the request as it is, not yet serialised) and goes on; one thread per run serialises,
-//! hashes and writes whatever has arrived, one transaction per batch. The coordinator flushes
-//! it before the run ends, so a finished run's store has every call.
+//! (the request as it is, not yet serialised) and goes on; the store's writer thread serialises,
+//! hashes and writes it, committed with whatever else every run handed over meanwhile. The
+//! coordinator flushes before the run ends, so a finished run's store has every call.
 //!
-//! The thread holds no event sender (the event channel must be able to close): a failed write
+//! Nothing here holds an event sender (the event channel must be able to close): a failed write
 //! is kept and handed to whoever flushes.
 
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 
 use troupe_llm::{ChatRequest, ChatResponse};
-use troupe_store::{Call, RunStore};
+use troupe_store::{NewCall, RunStore};
 
 use crate::recorded::request_hash;
 
@@ -37,54 +36,65 @@ pub enum Response {
     Text(String),
 }
 
-enum Message {
-    Call(Box<PendingCall>),
-    Flush(Sender<Option<String>>),
-}
-
 /// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct CallWriter {
-    tx: Sender<Message>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn RunStore>,
+    run: String,
+    /// The first failed write.
+    failed: Mutex<Option<String>>,
+}
+
+impl Inner {
+    fn failed(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl CallWriter {
-    /// Starts the writer of `run`'s calls. The thread ends when every sender is gone.
+    /// The writer of `run`'s calls into `store`.
     pub fn start(store: Arc<dyn RunStore>, run: String) -> Self {
-        let (tx, rx) = channel();
-        std::thread::spawn(move || write_all(&*store, &run, &rx));
-        Self { tx }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                run,
+                failed: Mutex::new(None),
+            }),
+        }
     }
 
     pub fn send(&self, call: PendingCall) {
-        let _ = self.tx.send(Message::Call(Box::new(call)));
+        let inner = self.inner.clone();
+        self.inner.store.record_calls_then(
+            &self.inner.run,
+            Box::new(move || vec![row(call)]),
+            Box::new(move |r| {
+                if let Err(e) = r {
+                    inner.failed().get_or_insert_with(|| e.to_string());
+                }
+            }),
+        );
     }
 
     /// Waits until every call sent before is written; the first write error, if any.
-    pub fn flush(&self) -> Option<String> {
-        let (tx, rx) = channel();
-        if self.tx.send(Message::Flush(tx)).is_err() {
-            return Some("the call writer stopped".into());
+    pub async fn flush(&self) -> Option<String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.store.written_then(Box::new(move |_| {
+            let _ = tx.send(());
+        }));
+        if rx.await.is_err() {
+            return Some("the run store's writer stopped".into());
         }
-        rx.recv()
-            .unwrap_or_else(|_| Some("the call writer stopped".into()))
+        self.inner.failed().clone()
     }
 }
 
-/// What a call is stored as: owned text.
-struct Row {
-    kind: &'static str,
-    task: String,
-    agent: String,
-    sha: String,
-    request: String,
-    response: Option<String>,
-    error: Option<String>,
-    tokens: Option<(u64, u64)>,
-    duration_ms: u64,
-}
-
-fn row(c: PendingCall) -> Row {
+/// What a call is stored as: owned text (made on the store's writer thread).
+fn row(c: PendingCall) -> NewCall {
     let request = match c.request {
         RequestBody::Json(j) => j,
         RequestBody::Chat(r) => serde_json::to_string(&r).unwrap_or_default(),
@@ -98,56 +108,16 @@ fn row(c: PendingCall) -> Row {
         Ok(Response::Text(t)) => (Some(t), None, None),
         Err(e) => (None, Some(e), None),
     };
-    Row {
-        kind: c.kind,
-        task: c.task,
-        agent: c.agent,
-        sha: request_hash(&request),
+    NewCall {
+        kind: c.kind.to_string(),
+        task: Some(c.task),
+        agent: Some(c.agent),
+        request_sha256: request_hash(&request),
         request,
         response,
         error,
-        tokens,
+        input_tokens: tokens.map(|t| t.0),
+        output_tokens: tokens.map(|t| t.1),
         duration_ms: c.duration_ms,
-    }
-}
-
-fn write_all(store: &dyn RunStore, run: &str, rx: &Receiver<Message>) {
-    let mut failed: Option<String> = None;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
-        let mut rows = Vec::new();
-        let mut flushes = Vec::new();
-        for m in batch {
-            match m {
-                Message::Call(c) => rows.push(row(*c)),
-                Message::Flush(reply) => flushes.push(reply),
-            }
-        }
-        if !rows.is_empty() {
-            let calls: Vec<Call<'_>> = rows
-                .iter()
-                .map(|r| Call {
-                    kind: r.kind,
-                    task: Some(&r.task),
-                    agent: Some(&r.agent),
-                    request_sha256: &r.sha,
-                    request: &r.request,
-                    response: r.response.as_deref(),
-                    error: r.error.as_deref(),
-                    input_tokens: r.tokens.map(|t| t.0),
-                    output_tokens: r.tokens.map(|t| t.1),
-                    duration_ms: r.duration_ms,
-                })
-                .collect();
-            if let Err(e) = store.record_calls(run, &calls)
-                && failed.is_none()
-            {
-                failed = Some(e.to_string());
-            }
-        }
-        for reply in flushes {
-            let _ = reply.send(failed.clone());
-        }
     }
 }

@@ -173,7 +173,12 @@ pub async fn run(
         None => Vec::new(),
     };
     let out = opts.out_dir.clone();
-    let outdir = Arc::new(OutDir::open(&out)?);
+    // File-system and store set-up runs on the blocking pool: a server starting many runs at
+    // once must not stall the runtime threads that drive the running ones.
+    let outdir = {
+        let out = out.clone();
+        Arc::new(off(move || OutDir::open(&out)).await??)
+    };
     let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
     // The checks above are the same as `troupe validate`'s; building a model (loading a GGUF
     // file) can still fail, rarely (a corrupt file).
@@ -221,29 +226,52 @@ pub async fn run(
         _ => None,
     };
     let stored = match (&opts.store, &resuming) {
-        (Some(store), Some(run)) => Some(take_over_stored(store, run, &out)?),
+        (Some(store), Some(run)) => {
+            let (store, run, out) = (store.clone(), run.clone(), out.clone());
+            Some(off(move || take_over_stored(&store, &run, &out)).await??)
+        }
         (Some(store), None) => {
             let parent = match continuation.as_ref().map(|c| &c.mode) {
-                Some(ContinueMode::Replay { parent, .. }) => Some(parent.as_str()),
+                Some(ContinueMode::Replay { parent, .. }) => Some(parent.clone()),
                 _ => None,
             };
-            Some(start_stored(
-                store,
-                &crew,
-                corpus.as_deref(),
-                &out,
-                started_at_ms,
-                parent,
-                &options,
+            let (store, crew, corpus, out, options, id) = (
+                store.clone(),
+                crew.clone(),
+                corpus.clone(),
+                out.clone(),
+                options.clone(),
                 opts.run_id.clone(),
-            )?)
+            );
+            Some(
+                off(move || {
+                    start_stored(
+                        &store,
+                        &crew,
+                        corpus.as_deref(),
+                        &out,
+                        started_at_ms,
+                        parent.as_deref(),
+                        &options,
+                        id,
+                    )
+                })
+                .await??,
+            )
         }
         (None, _) => None,
     };
     let cassette = continuation.as_ref().and_then(|c| c.cassette.clone());
     // The store keeps `limits.keep_runs` ended runs of a crew; said when older ones go.
     let pruned = match (&stored, &resuming) {
-        (Some(s), None) => match s.store.prune(&crew.name, crew.limits.keep_runs as usize) {
+        (Some(s), None) => match {
+            let (store, name, keep) = (
+                s.store.clone(),
+                crew.name.clone(),
+                crew.limits.keep_runs as usize,
+            );
+            off(move || store.prune(&name, keep)).await?
+        } {
             Ok(ids) => ids.len(),
             Err(e) => {
                 events.emit(EventKind::Warning {
@@ -281,8 +309,7 @@ pub async fn run(
     // The pump is the events' consumer: it must not hold a sender (the channel would never
     // close), so it gets the store and the run id, not a `Recorder`.
     let pump_store = stored.as_ref().map(|s| (s.store.clone(), s.id.clone()));
-    let pump =
-        std::thread::spawn(move || pump(rx, events_file, opts.on_event, pump_store, first_seq));
+    let pump = tokio::spawn(pump(rx, events_file, opts.on_event, pump_store, first_seq));
 
     let ledger = Arc::new(Ledger::new(
         crew.limits.max_tokens,
@@ -478,8 +505,7 @@ pub async fn run(
     tracker.wait().await;
     // Every call of the run is in the store before the run says it ended.
     if let Some(r) = &c.stored {
-        let r = r.clone();
-        let _ = tokio::task::spawn_blocking(move || r.flush()).await;
+        r.flush().await;
     }
     for r in &mut c.records {
         // A paused run's waiting tasks run when it goes on.
@@ -525,7 +551,7 @@ pub async fn run(
     drop(c);
     drop(run_ctx);
     drop(events);
-    let _ = pump.join();
+    let _ = pump.await;
     let run_id = stored.map(|s| s.id);
     Ok(RunReport {
         status,
@@ -655,27 +681,32 @@ fn event_type(line: &str) -> &str {
         .unwrap_or("unknown")
 }
 
-/// Writes events to `events.jsonl` (one line each, flushed as it goes), to the run store (in
-/// batches of what has arrived, one transaction each), then hands them to the sink. A thread of its own, so neither a slow
-/// disk nor a slow terminal holds up an agent.
-fn pump(
+/// Writes events to `events.jsonl` (what has arrived, one write per batch), to the run store (in
+/// batches, committed by the store's writer with every other run's writes), then hands them to
+/// the sink. A task of its own, so that no agent waits for the disk or the store.
+async fn pump(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
     file: std::fs::File,
     mut sink: Option<EventSink>,
     mut store: Option<(Arc<dyn RunStore>, String)>,
     first_seq: u64,
 ) {
-    let mut w = std::io::LineWriter::new(file);
+    // One write to the log per batch: a few microseconds into the page cache, short enough to
+    // make on a runtime thread (a thread per run costs more than it saves with many runs). The
+    // batch is built in a buffer that holds no memory between batches.
+    let mut w = file;
+    let mut lines: Vec<u8> = Vec::new();
     let mut seq = first_seq;
     let mut batch: Vec<(u64, String, String)> = Vec::new();
     let mut arrived: Vec<Event> = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
+    while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(mut e) = next.take() {
             seq += 1;
             e.seq = seq;
             if let Ok(line) = serde_json::to_string(&e) {
-                let _ = writeln!(w, "{line}");
+                lines.extend_from_slice(line.as_bytes());
+                lines.push(b'\n');
                 if store.is_some() {
                     batch.push((seq, event_type(&line).to_string(), line));
                 }
@@ -683,29 +714,44 @@ fn pump(
             arrived.push(e);
             next = rx.try_recv().ok();
         }
+        let _ = w.write_all(&lines);
+        lines = Vec::new();
         let mut failed = None;
         if let Some((st, run)) = &store
             && !batch.is_empty()
-            && let Err(e) = st.append_events(run, &batch)
         {
-            // Said once, in the log and to the sink; the store gets no more events.
-            seq += 1;
-            let warning = Event {
-                seq,
-                ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms),
-                elapsed_ms: 0,
-                kind: EventKind::Warning {
-                    task: None,
-                    message: format!(
-                        "the run store `{}` could not record events: {e}; the output directory is complete, the store is not",
-                        st.location()
-                    ),
-                },
-            };
-            if let Ok(line) = serde_json::to_string(&warning) {
-                let _ = writeln!(w, "{line}");
+            // Committed by the store's one writer together with every other run's writes.
+            let (tx, stored) = tokio::sync::oneshot::channel();
+            st.append_events_then(
+                run,
+                std::mem::take(&mut batch),
+                Box::new(move |r| {
+                    let _ = tx.send(r.map_err(|e| e.to_string()));
+                }),
+            );
+            let outcome = stored
+                .await
+                .unwrap_or_else(|_| Err("the store's writer stopped".into()));
+            if let Err(e) = outcome {
+                // Said once, in the log and to the sink; the store gets no more events.
+                seq += 1;
+                let warning = Event {
+                    seq,
+                    ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms),
+                    elapsed_ms: 0,
+                    kind: EventKind::Warning {
+                        task: None,
+                        message: format!(
+                            "the run store `{}` could not record events: {e}; the output directory is complete, the store is not",
+                            st.location()
+                        ),
+                    },
+                };
+                if let Ok(line) = serde_json::to_string(&warning) {
+                    let _ = writeln!(w, "{line}");
+                }
+                failed = Some(warning);
             }
-            failed = Some(warning);
         }
         if failed.is_some() {
             store = None;
@@ -718,9 +764,18 @@ fn pump(
                 s(e);
             }
         }
-        arrived.clear();
+        arrived = Vec::new();
     }
-    let _ = w.flush();
+}
+
+/// Runs blocking work (file system, store set-up) on the blocking pool.
+async fn off<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, RunError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RunError::Io {
+            path: PathBuf::new(),
+            error: std::io::Error::other(e),
+        })
 }
 
 /// Runs blocking file I/O off the runtime threads.
@@ -745,8 +800,9 @@ struct Coordinator<'a> {
 }
 
 impl Coordinator<'_> {
-    /// Writes `run.json` on the blocking pool (file-system calls cost ~0.3 ms each here and must
-    /// not stall the runtime threads that drive other tasks), and waits for it.
+    /// Writes `run.json` on the blocking pool (file-system calls cost ~0.3 ms each here, far
+    /// more when a file system is busy, and must not stall the runtime threads that drive other
+    /// runs) and the store's checkpoint through its writer, both at once, and waits for both.
     async fn checkpoint(&self, status: RunState) -> Result<RunRecord, RunError> {
         let mut tasks = self.records.clone();
         for (i, t) in tasks.iter_mut().enumerate() {
@@ -765,58 +821,81 @@ impl Coordinator<'_> {
             agents: self.ledger.agents(),
             totals: self.ledger.total(),
         };
-        record::write_run_record(&self.out, &record)
+        let stored = match &self.stored {
+            Some(r) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                r.store.checkpoint_then(
+                    &r.run,
+                    self.store_checkpoint(&record, status),
+                    Box::new(move |result| {
+                        let _ = tx.send(result.map_err(|e| e.to_string()));
+                    }),
+                );
+                Some(rx)
+            }
+            None => None,
+        };
+        let record = Arc::new(record);
+        let (out, written) = (self.out.clone(), record.clone());
+        blocking(move || record::write_run_record(&out, &written))
+            .await
             .map_err(io_err(self.out.path().join(outdir::RUN_FILE)))?;
-        if let Some(r) = &self.stored {
-            let tasks: Vec<(&str, &str, serde_json::Value)> = record
-                .tasks
-                .iter()
-                .map(|t| {
-                    (
-                        t.id.as_str(),
-                        t.status.as_str(),
-                        serde_json::to_value(t).unwrap_or_default(),
-                    )
-                })
-                .collect();
-            let ended_by = (!matches!(status, RunState::Running | RunState::Completed))
-                .then(|| {
-                    record
-                        .tasks
-                        .iter()
-                        .find(|t| t.limit.is_some() || t.error.is_some())
-                        .map(|t| {
-                            format!(
-                                "task `{}`: {}",
-                                t.id,
-                                t.limit
-                                    .as_deref()
-                                    .or(t.error.as_deref())
-                                    .unwrap_or_default()
-                            )
-                        })
-                })
-                .flatten();
-            let finished = (status != RunState::Running)
-                .then(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms));
-            let value = serde_json::to_value(&record).unwrap_or_default();
-            if let Err(e) = r.store.checkpoint(
-                &r.run,
-                status.as_str(),
-                &tasks,
-                (
-                    record.totals.input_tokens,
-                    record.totals.output_tokens,
-                    record.totals.cost_usd,
-                ),
-                ended_by.as_deref(),
-                finished,
-                &value,
-            ) {
+        if let (Some(r), Some(rx)) = (&self.stored, stored) {
+            let result = rx
+                .await
+                .unwrap_or_else(|_| Err("the store's writer stopped".into()));
+            if let Err(e) = result {
                 r.failed("the run's state", &e);
             }
         }
-        Ok(record)
+        Ok(Arc::unwrap_or_clone(record))
+    }
+
+    /// The store's copy of a checkpoint: each task's record, the totals, what ended the run.
+    fn store_checkpoint(&self, record: &RunRecord, status: RunState) -> troupe_store::Checkpoint {
+        let tasks = record
+            .tasks
+            .iter()
+            .map(|t| {
+                (
+                    t.id.clone(),
+                    t.status.as_str().to_string(),
+                    serde_json::to_string(t).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let ended_by = (!matches!(status, RunState::Running | RunState::Completed))
+            .then(|| {
+                record
+                    .tasks
+                    .iter()
+                    .find(|t| t.limit.is_some() || t.error.is_some())
+                    .map(|t| {
+                        format!(
+                            "task `{}`: {}",
+                            t.id,
+                            t.limit
+                                .as_deref()
+                                .or(t.error.as_deref())
+                                .unwrap_or_default()
+                        )
+                    })
+            })
+            .flatten();
+        let finished_ms = (status != RunState::Running)
+            .then(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms));
+        troupe_store::Checkpoint {
+            status: status.as_str().to_string(),
+            tasks,
+            totals: (
+                record.totals.input_tokens,
+                record.totals.output_tokens,
+                record.totals.cost_usd,
+            ),
+            ended_by,
+            finished_ms,
+            record: serde_json::to_string(record).unwrap_or_default(),
+        }
     }
 
     /// Whether task `i` can start: every context task is finished and usable (or failed under

@@ -41,8 +41,8 @@ impl Recorder {
     }
 
     /// Waits until every call handed over is written; a failed write is reported (once).
-    pub fn flush(&self) {
-        if let Some(e) = self.calls.flush() {
+    pub async fn flush(&self) {
+        if let Some(e) = self.calls.flush().await {
             self.failed("every call", &e);
         }
     }

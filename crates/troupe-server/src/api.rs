@@ -59,13 +59,16 @@ pub fn router(state: Arc<AppState>) -> (axum::Router, utoipa::openapi::OpenApi) 
         .routes(routes!(answer_approval))
         .layer(DefaultBodyLimit::max(body_cap))
         .split_for_parts();
-    let served = doc.clone();
+    // Serialised once: the router's services are cloned for every request in flight (an
+    // event stream is one for as long as it lasts), so what a handler holds must be cheap to
+    // clone: bytes behind a reference count, not the document.
+    let served = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let router = api
         .route(
             "/v1/openapi.json",
             get(move || {
                 let doc = served.clone();
-                async move { Json(doc) }
+                async move { ([(header::CONTENT_TYPE, "application/json")], doc) }
             }),
         )
         .route("/", get(crate::page::index))

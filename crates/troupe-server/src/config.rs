@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use troupe_runtime::models::ModelFactory;
 
-/// Called with every event of every run the server runs (run id, event): the OTLP exporter.
-pub type RunEventHook = Arc<dyn Fn(&str, &troupe_runtime::Event) + Send + Sync>;
+/// Makes the extra sink of one run's events (given the run id) as the run starts; the sink is
+/// dropped when the run ends, however it ends (the OTLP exporter: one trace per run).
+pub type RunSinks = Arc<dyn Fn(&str) -> troupe_runtime::EventSink + Send + Sync>;
 
 /// A server's settings.
 #[derive(Clone)]
@@ -29,8 +30,8 @@ pub struct ServeConfig {
     /// Largest document upload (one request, all its files), in MiB.
     pub max_upload_mb: usize,
     pub models: Arc<dyn ModelFactory>,
-    /// Sees every event of every run (tracing).
-    pub on_event: Option<RunEventHook>,
+    /// A sink of each run's events besides the live streams (tracing).
+    pub run_sinks: Option<RunSinks>,
 }
 
 /// Why a server cannot start or stopped.

@@ -382,15 +382,15 @@ async fn execute(state: &Arc<AppState>, job: Job, cancel: CancellationToken) -> 
     };
     let hub_state = state.clone();
     let run = id.clone();
-    let hook = state.config.on_event.clone();
+    let mut extra = state.config.run_sinks.as_ref().map(|make| make(&id));
     let opts = RunOptions {
         out_dir,
         models: state.config.models.clone(),
         tools: troupe_runtime::default_tools(),
         on_event: Some(Box::new(move |e| {
             hub_state.hub.publish(&run, e);
-            if let Some(h) = &hook {
-                h(&run, e);
+            if let Some(sink) = extra.as_mut() {
+                sink(e);
             }
         })),
         documents,

@@ -19,9 +19,11 @@
 
 pub mod owner;
 pub mod run_store;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -112,6 +114,10 @@ pub enum StoreError {
     Newer { path: PathBuf, found: i64 },
     #[error("run store: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error(
+        "run store: the write was not committed: {0}\n  hint: check that the store's disk has room and that no other program holds the database locked"
+    )]
+    Commit(String),
     #[error("no run `{0}` in the store\n  hint: `troupe runs` lists the stored runs and their ids")]
     NoSuchRun(String),
     #[error(
@@ -281,10 +287,17 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
-/// The run store.
+/// Read connections: the API and the event streams read side by side, and never wait for the
+/// writer.
+const READERS: usize = 4;
+
+/// The run store: one writer thread (every write of every run, committed together; see
+/// [`writer`]) and a few read connections.
 pub struct Store {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    writer: writer::Writer,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
 
 /// The store's default place: `$TROUPE_STORE`, else `$XDG_DATA_HOME/troupe/runs.db`, else
@@ -361,9 +374,21 @@ impl Store {
                 return Err(e);
             }
         }
+        let readers = (0..READERS)
+            .map(|_| {
+                let c = Connection::open(path)?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                c.execute_batch("PRAGMA query_only = ON;")?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| open_err(e.to_string()))?;
+        let writer = writer::Writer::start(conn).map_err(|e| open_err(e.to_string()))?;
         Ok(Self {
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            writer,
+            readers,
+            next_reader: AtomicUsize::new(0),
         })
     }
 
@@ -371,8 +396,23 @@ impl Store {
         &self.path
     }
 
+    /// A read connection: a free one, else the next in turn.
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        for r in &self.readers {
+            if let Ok(c) = r.try_lock() {
+                return c;
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `op` on the writer and waits for its commit.
+    fn write<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        self.writer.write(op)
     }
 
     /// Records a new run, owned by this process. A run recorded as queued under the same id
@@ -393,8 +433,25 @@ impl Store {
         } else {
             (std::process::id(), owner::host())
         };
-        let n = self.conn().execute(
-            "INSERT INTO runs (id, parent, crew, crew_file, crew_text, crew_sha256, inputs,
+        let values = (
+            run.id.to_string(),
+            run.parent.map(str::to_string),
+            run.crew.to_string(),
+            run.crew_file.to_string(),
+            run.crew_text.to_string(),
+            run.crew_sha256.to_string(),
+            run.inputs.to_string(),
+            run.documents.to_string(),
+            run.out_dir.to_string(),
+            pid,
+            host,
+            sql_int(run.started_ms),
+            run.options.to_string(),
+            status.to_string(),
+        );
+        let n = self.write(move |conn| {
+            Ok(conn.execute(
+                "INSERT INTO runs (id, parent, crew, crew_file, crew_text, crew_sha256, inputs,
                                documents, out_dir, status, owner_pid, owner_host, started_ms,
                                options)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?14, ?10, ?11, ?12, ?13)
@@ -406,23 +463,12 @@ impl Store {
                  owner_pid = excluded.owner_pid, owner_host = excluded.owner_host,
                  started_ms = excluded.started_ms, options = excluded.options
              WHERE runs.status = 'queued'",
-            params![
-                run.id,
-                run.parent,
-                run.crew,
-                run.crew_file,
-                run.crew_text,
-                run.crew_sha256,
-                run.inputs.to_string(),
-                run.documents.to_string(),
-                run.out_dir,
-                pid,
-                host,
-                sql_int(run.started_ms),
-                run.options.to_string(),
-                status,
-            ],
-        )?;
+                params![
+                    values.0, values.1, values.2, values.3, values.4, values.5, values.6, values.7,
+                    values.8, values.9, values.10, values.11, values.12, values.13,
+                ],
+            )?)
+        })?;
         if n == 0 {
             return Err(StoreError::Exists(run.id.to_string()));
         }
@@ -439,11 +485,14 @@ impl Store {
         why: &str,
         finished_ms: u64,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "UPDATE runs SET status = ?2, ended_by = ?3, finished_ms = ?4
-             WHERE id = ?1 AND status IN ('queued', 'awaiting_approval')",
-            params![run, status, why, sql_int(finished_ms)],
-        )?;
+        let (run, status, why) = (run.to_string(), status.to_string(), why.to_string());
+        let n = self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE runs SET status = ?2, ended_by = ?3, finished_ms = ?4
+                 WHERE id = ?1 AND status IN ('queued', 'awaiting_approval')",
+                params![run, status, why, sql_int(finished_ms)],
+            )?)
+        })?;
         Ok(n == 1)
     }
 
@@ -474,10 +523,10 @@ impl Store {
         run: &str,
         row: &ApprovalRow,
     ) -> Result<Option<Decided>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        // The recorded request's hash, and its answer when it has one.
-        let found: Option<(String, Option<Decided>)> = tx
+        let (run, row) = (run.to_string(), row.clone());
+        self.write(move |tx| {
+            // The recorded request's hash, and its answer when it has one.
+            let found: Option<(String, Option<Decided>)> = tx
             .query_row(
                 "SELECT request_sha256, decision, feedback, decided_by, decided_ms FROM approvals
                  WHERE run = ?1 AND task = ?2 AND n = ?3",
@@ -485,10 +534,10 @@ impl Store {
                 |r| Ok((r.get(0)?, decided_at(r, 1)?)),
             )
             .optional()?;
-        let answer = match found {
-            Some((sha, answer)) if sha == row.request_sha256 => answer,
-            _ => {
-                tx.execute(
+            let answer = match found {
+                Some((sha, answer)) if sha == row.request_sha256 => answer,
+                _ => {
+                    tx.execute(
                     "INSERT OR REPLACE INTO approvals (run, task, n, kind, request, request_sha256,
                                                       requested_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -502,11 +551,11 @@ impl Store {
                         sql_int(row.requested_ms),
                     ],
                 )?;
-                None
-            }
-        };
-        tx.commit()?;
-        Ok(answer)
+                    None
+                }
+            };
+            Ok(answer)
+        })
     }
 
     /// Answers the open approval request of `task` (the newest without an answer). Returns its
@@ -517,22 +566,20 @@ impl Store {
         task: &str,
         decided: &Decided,
     ) -> Result<u32, StoreError> {
-        let conn = self.conn();
-        let n: Option<u32> = conn
-            .query_row(
-                "SELECT n FROM approvals WHERE run = ?1 AND task = ?2 AND decision IS NULL
+        let (run, task, decided) = (run.to_string(), task.to_string(), decided.clone());
+        self.write(move |conn| {
+            let n: Option<u32> = conn
+                .query_row(
+                    "SELECT n FROM approvals WHERE run = ?1 AND task = ?2 AND decision IS NULL
                  ORDER BY n DESC LIMIT 1",
-                params![run, task],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(n) = n else {
-            return Err(StoreError::NoPendingApproval {
-                run: run.to_string(),
-                task: task.to_string(),
-            });
-        };
-        conn.execute(
+                    params![run, task],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(n) = n else {
+                return Err(StoreError::NoPendingApproval { run, task });
+            };
+            conn.execute(
             "UPDATE approvals SET decision = ?4, feedback = ?5, decided_by = ?6, decided_ms = ?7
              WHERE run = ?1 AND task = ?2 AND n = ?3",
             params![
@@ -545,7 +592,8 @@ impl Store {
                 sql_int(decided.at_ms),
             ],
         )?;
-        Ok(n)
+            Ok(n)
+        })
     }
 
     /// A run's approval requests, oldest first.
@@ -577,23 +625,25 @@ impl Store {
     /// A run that completed is never taken over (another resume may have finished it since
     /// this one looked). The caller holds the run's [`Owner`] lock.
     pub fn take_over(&self, run: &str, out_dir: &str) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let n = conn.execute(
-            "UPDATE runs SET status = 'running', owner_pid = ?2, owner_host = ?3,
+        let (run, out_dir) = (run.to_string(), out_dir.to_string());
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE runs SET status = 'running', owner_pid = ?2, owner_host = ?3,
                              finished_ms = NULL, ended_by = NULL, out_dir = ?4
              WHERE id = ?1 AND status != 'completed'",
-            params![run, std::process::id(), owner::host(), out_dir],
-        )?;
-        if n == 0 {
-            let exists: Option<i64> = conn
-                .query_row("SELECT 1 FROM runs WHERE id = ?1", [run], |r| r.get(0))
-                .optional()?;
-            return Err(match exists {
-                Some(_) => StoreError::Completed(run.to_string()),
-                None => StoreError::NoSuchRun(run.to_string()),
-            });
-        }
-        Ok(())
+                params![run, std::process::id(), owner::host(), out_dir],
+            )?;
+            if n == 0 {
+                let exists: Option<i64> = conn
+                    .query_row("SELECT 1 FROM runs WHERE id = ?1", [&run], |r| r.get(0))
+                    .optional()?;
+                return Err(match exists {
+                    Some(_) => StoreError::Completed(run),
+                    None => StoreError::NoSuchRun(run),
+                });
+            }
+            Ok(())
+        })
     }
 
     /// What a run was started from: its crew file, inputs, documents and options.
@@ -675,30 +725,37 @@ impl Store {
     /// running or crashed is never deleted: it may be resumed; nor a running replay's parent, nor a
     /// recording some run answers its calls from). Returns the ids deleted.
     pub fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError> {
-        let ids: Vec<String> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare(
-                "SELECT id FROM runs WHERE crew = ?1 AND status NOT IN ('running', 'queued', 'awaiting_approval')
-                   AND id NOT IN (SELECT parent FROM runs
-                                  WHERE status = 'running' AND parent IS NOT NULL)
-                   AND id NOT IN (SELECT json_extract(options, '$.replay_calls') FROM runs
-                                  WHERE json_extract(options, '$.replay_calls') IS NOT NULL)
-                 ORDER BY id DESC LIMIT -1 OFFSET ?2",
-            )?;
-            stmt.query_map(params![crew, sql_int(keep as u64)], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
-        if ids.is_empty() {
-            return Ok(ids);
+        // Counted first (an index lookup): a crew with no more runs than it keeps, the usual
+        // case, costs the writer nothing.
+        let stored: i64 =
+            self.conn()
+                .query_row("SELECT COUNT(*) FROM runs WHERE crew = ?1", [crew], |r| {
+                    r.get(0)
+                })?;
+        if usize::try_from(stored).unwrap_or(usize::MAX) <= keep {
+            return Ok(Vec::new());
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for id in &ids {
-            // Children keep their outputs; only the link to a deleted parent goes.
-            tx.execute("UPDATE runs SET parent = NULL WHERE parent = ?1", [id])?;
-            tx.execute("DELETE FROM runs WHERE id = ?1", [id])?;
-        }
-        tx.commit()?;
+        let crew = crew.to_string();
+        let ids = self.write(move |conn| {
+            let ids: Vec<String> = {
+                let mut stmt = conn.prepare(
+                    "SELECT id FROM runs WHERE crew = ?1 AND status NOT IN ('running', 'queued', 'awaiting_approval')
+                       AND id NOT IN (SELECT parent FROM runs
+                                      WHERE status = 'running' AND parent IS NOT NULL)
+                       AND id NOT IN (SELECT json_extract(options, '$.replay_calls') FROM runs
+                                      WHERE json_extract(options, '$.replay_calls') IS NOT NULL)
+                     ORDER BY id DESC LIMIT -1 OFFSET ?2",
+                )?;
+                stmt.query_map(params![crew, sql_int(keep as u64)], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            for id in &ids {
+                // Children keep their outputs; only the link to a deleted parent goes.
+                conn.execute("UPDATE runs SET parent = NULL WHERE parent = ?1", [id])?;
+                conn.execute("DELETE FROM runs WHERE id = ?1", [id])?;
+            }
+            Ok(ids)
+        })?;
         for id in &ids {
             owner::forget(&self.path, id);
         }
@@ -711,18 +768,16 @@ impl Store {
         run: &str,
         events: &[(u64, String, String)],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO events (run, seq, kind, body) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (seq, kind, body) in events {
-                stmt.execute(params![run, sql_int(*seq), kind, body])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        let (run, events) = (run.to_string(), events.to_vec());
+        self.write(move |conn| insert_events(conn, &run, &events))
+    }
+
+    /// [`Store::append_events`] without waiting: `done` gets the result once committed, on the
+    /// store's writer thread (it must not block).
+    pub fn append_events_then(&self, run: &str, events: Vec<(u64, String, String)>, done: Done) {
+        let run = run.to_string();
+        self.writer
+            .submit(move |conn| insert_events(conn, &run, &events), done);
     }
 
     /// Writes the run's state: every task's record, the run's status, totals and `run.json`
@@ -738,88 +793,68 @@ impl Store {
         finished_ms: Option<u64>,
         record: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO tasks (run, key, ord, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (run, key) DO UPDATE SET status = excluded.status,
-                                                     record = excluded.record",
-            )?;
-            for (ord, (key, status, record)) in tasks.iter().enumerate() {
-                stmt.execute(params![run, key, ord, status, record.to_string()])?;
-            }
-        }
-        tx.execute(
-            "UPDATE runs SET status = ?2, input_tokens = ?3, output_tokens = ?4, cost_usd = ?5,
-                             ended_by = ?6, finished_ms = ?7, record = ?8
-             WHERE id = ?1",
-            params![
-                run,
-                status,
-                sql_int(totals.0),
-                sql_int(totals.1),
-                totals.2,
-                ended_by,
-                finished_ms.map(sql_int),
-                record.to_string(),
-            ],
-        )?;
-        tx.commit()?;
-        Ok(())
+        let cp = Checkpoint {
+            status: status.to_string(),
+            tasks: tasks
+                .iter()
+                .map(|(k, s, r)| (k.to_string(), s.to_string(), r.to_string()))
+                .collect(),
+            totals,
+            ended_by: ended_by.map(str::to_string),
+            finished_ms,
+            record: record.to_string(),
+        };
+        let run = run.to_string();
+        self.write(move |conn| write_checkpoint(conn, &run, &cp))
+    }
+
+    /// [`Store::checkpoint`] without waiting: `done` gets the result once committed.
+    pub fn checkpoint_then(&self, run: &str, cp: Checkpoint, done: Done) {
+        let run = run.to_string();
+        self.writer
+            .submit(move |conn| write_checkpoint(conn, &run, &cp), done);
     }
 
     /// Records calls in one transaction, numbered on after the run's last one.
     pub fn record_calls(&self, run: &str, calls: &[Call<'_>]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut seq: i64 = tx.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM calls WHERE run = ?1",
-                [run],
-                |r| r.get(0),
-            )?;
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO calls (run, seq, kind, task, agent, request_sha256, request, response,
-                                    error, input_tokens, output_tokens, duration_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for call in calls {
-                seq += 1;
-                stmt.execute(params![
-                    run,
-                    seq,
-                    call.kind,
-                    call.task,
-                    call.agent,
-                    call.request_sha256,
-                    call.request,
-                    call.response,
-                    call.error,
-                    call.input_tokens.map(sql_int),
-                    call.output_tokens.map(sql_int),
-                    sql_int(call.duration_ms),
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        let run = run.to_string();
+        let calls: Vec<NewCall> = calls.iter().map(NewCall::from).collect();
+        self.write(move |conn| insert_calls(conn, &run, &calls).map(|_| ()))
+    }
+
+    /// [`Store::record_calls`] without waiting: `calls` is made on the writer's thread (so a
+    /// caller can hand over what is not yet serialised), `done` gets the result once committed.
+    pub fn record_calls_then(&self, run: &str, calls: MakeCalls, done: Done) {
+        let run = run.to_string();
+        self.writer.submit(
+            move |conn| insert_calls(conn, &run, &calls()).map(|_| ()),
+            done,
+        );
+    }
+
+    /// `done` runs once every write handed over before is committed (the writer takes them in
+    /// order).
+    pub fn written_then(&self, done: Done) {
+        self.writer.submit(|_| Ok(()), done);
     }
 
     /// Records one model or tool call; returns its sequence number within the run.
     pub fn record_call(&self, run: &str, call: &Call<'_>) -> Result<u64, StoreError> {
-        self.record_calls(run, std::slice::from_ref(call))?;
-        let seq: i64 = self.conn().query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM calls WHERE run = ?1",
-            [run],
-            |r| r.get(0),
-        )?;
-        Ok(millis(seq))
+        let (run, call) = (run.to_string(), NewCall::from(call));
+        self.write(move |conn| insert_calls(conn, &run, std::slice::from_ref(&call)))
     }
 
     /// The full id of the run whose id is or starts with `prefix`.
     pub fn resolve(&self, prefix: &str) -> Result<String, StoreError> {
         let conn = self.conn();
+        // A whole id (what the API and the page use) is a key lookup; only a prefix scans.
+        let exact: Option<String> = conn
+            .prepare_cached("SELECT id FROM runs WHERE id = ?1")?
+            .query_row([prefix], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = exact {
+            return Ok(id);
+        }
         let mut stmt =
             conn.prepare("SELECT id FROM runs WHERE id LIKE ?1 || '%' ESCAPE '\\' LIMIT 2")?;
         let escaped = prefix
@@ -977,4 +1012,143 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         owner_host: r.get(12)?,
         ended_by: r.get(13)?,
     })
+}
+
+/// What a write handed over without waiting gets: its result, once committed.
+pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Calls to record, made on the store's writer thread.
+pub type MakeCalls = Box<dyn FnOnce() -> Vec<NewCall> + Send>;
+
+/// One model or tool call to record, owned (see [`Call`] for a borrowed one).
+#[derive(Debug, Clone, Default)]
+pub struct NewCall {
+    pub kind: String,
+    pub task: Option<String>,
+    pub agent: Option<String>,
+    pub request_sha256: String,
+    pub request: String,
+    pub response: Option<String>,
+    pub error: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub duration_ms: u64,
+}
+
+impl<'a> From<&'a NewCall> for Call<'a> {
+    fn from(c: &'a NewCall) -> Self {
+        Self {
+            kind: &c.kind,
+            task: c.task.as_deref(),
+            agent: c.agent.as_deref(),
+            request_sha256: &c.request_sha256,
+            request: &c.request,
+            response: c.response.as_deref(),
+            error: c.error.as_deref(),
+            input_tokens: c.input_tokens,
+            output_tokens: c.output_tokens,
+            duration_ms: c.duration_ms,
+        }
+    }
+}
+
+impl From<&Call<'_>> for NewCall {
+    fn from(c: &Call<'_>) -> Self {
+        Self {
+            kind: c.kind.to_string(),
+            task: c.task.map(str::to_string),
+            agent: c.agent.map(str::to_string),
+            request_sha256: c.request_sha256.to_string(),
+            request: c.request.to_string(),
+            response: c.response.map(str::to_string),
+            error: c.error.map(str::to_string),
+            input_tokens: c.input_tokens,
+            output_tokens: c.output_tokens,
+            duration_ms: c.duration_ms,
+        }
+    }
+}
+
+fn insert_events(
+    conn: &Connection,
+    run: &str,
+    events: &[(u64, String, String)],
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR REPLACE INTO events (run, seq, kind, body) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (seq, kind, body) in events {
+        stmt.execute(params![run, sql_int(*seq), kind, body])?;
+    }
+    Ok(())
+}
+
+/// Inserts `calls` numbered on after the run's last one; the last number.
+fn insert_calls(conn: &Connection, run: &str, calls: &[NewCall]) -> Result<u64, StoreError> {
+    let mut seq: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM calls WHERE run = ?1")?
+        .query_row([run], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO calls (run, seq, kind, task, agent, request_sha256, request, response,
+                            error, input_tokens, output_tokens, duration_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for call in calls {
+        seq += 1;
+        stmt.execute(params![
+            run,
+            seq,
+            call.kind,
+            call.task,
+            call.agent,
+            call.request_sha256,
+            call.request,
+            call.response,
+            call.error,
+            call.input_tokens.map(sql_int),
+            call.output_tokens.map(sql_int),
+            sql_int(call.duration_ms),
+        ])?;
+    }
+    Ok(millis(seq))
+}
+
+/// A run's state at a checkpoint, owned (see [`Store::checkpoint`]).
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub status: String,
+    /// Each task's key, status and record (JSON text), in the crew's order.
+    pub tasks: Vec<(String, String, String)>,
+    /// Input tokens, output tokens, cost.
+    pub totals: (u64, u64, Option<f64>),
+    pub ended_by: Option<String>,
+    pub finished_ms: Option<u64>,
+    /// The `run.json` record, as JSON text.
+    pub record: String,
+}
+
+fn write_checkpoint(conn: &Connection, run: &str, cp: &Checkpoint) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO tasks (run, key, ord, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (run, key) DO UPDATE SET status = excluded.status, record = excluded.record",
+    )?;
+    for (ord, (key, status, record)) in cp.tasks.iter().enumerate() {
+        stmt.execute(params![run, key, ord, status, record])?;
+    }
+    conn.prepare_cached(
+        "UPDATE runs SET status = ?2, input_tokens = ?3, output_tokens = ?4, cost_usd = ?5,
+                         ended_by = ?6, finished_ms = ?7, record = ?8
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        run,
+        cp.status,
+        sql_int(cp.totals.0),
+        sql_int(cp.totals.1),
+        cp.totals.2,
+        cp.ended_by,
+        cp.finished_ms.map(sql_int),
+        cp.record,
+    ])?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! implementation today; another backend (a server's database) implements the same.
 
 use crate::owner::OwnerError;
-use crate::{CallRow, NewRun, RunSource, StoreError, TaskRow};
+use crate::{CallRow, Checkpoint, Done, MakeCalls, NewRun, RunSource, StoreError, TaskRow};
 
 /// Held while this process owns a run; dropping it gives the run up.
 pub type OwnerGuard = Box<dyn Send + Sync>;
@@ -18,6 +18,21 @@ pub trait RunStore: Send + Sync {
     /// refused for a run that completed.
     fn take_over(&self, run: &str, out_dir: &str) -> Result<(), StoreError>;
     fn append_events(&self, run: &str, events: &[(u64, String, String)]) -> Result<(), StoreError>;
+    /// Appends events without waiting: `done` gets the result once they are stored (it must not
+    /// block). A backend that cannot write in the background writes them now.
+    fn append_events_then(&self, run: &str, events: Vec<(u64, String, String)>, done: Done) {
+        done(self.append_events(run, &events));
+    }
+    /// `done` runs once every write handed over before (`…_then`) is stored.
+    fn written_then(&self, done: Done) {
+        done(Ok(()));
+    }
+    /// Records calls without waiting; see [`RunStore::append_events_then`].
+    fn record_calls_then(&self, run: &str, calls: MakeCalls, done: Done) {
+        let calls = calls();
+        let borrowed: Vec<crate::Call<'_>> = calls.iter().map(crate::Call::from).collect();
+        done(self.record_calls(run, &borrowed));
+    }
     #[allow(clippy::too_many_arguments)]
     fn checkpoint(
         &self,
@@ -29,6 +44,27 @@ pub trait RunStore: Send + Sync {
         finished_ms: Option<u64>,
         record: &serde_json::Value,
     ) -> Result<(), StoreError>;
+    /// Writes a checkpoint without waiting; see [`RunStore::append_events_then`].
+    fn checkpoint_then(&self, run: &str, cp: Checkpoint, done: Done) {
+        let tasks: Vec<(&str, &str, serde_json::Value)> = cp
+            .tasks
+            .iter()
+            .map(|(k, s, r)| {
+                let record = serde_json::from_str(r).unwrap_or(serde_json::Value::Null);
+                (k.as_str(), s.as_str(), record)
+            })
+            .collect();
+        let record = serde_json::from_str(&cp.record).unwrap_or(serde_json::Value::Null);
+        done(self.checkpoint(
+            run,
+            &cp.status,
+            &tasks,
+            cp.totals,
+            cp.ended_by.as_deref(),
+            cp.finished_ms,
+            &record,
+        ));
+    }
     /// Records calls in one transaction, in order.
     fn record_calls(&self, run: &str, calls: &[crate::Call<'_>]) -> Result<(), StoreError>;
     /// Deletes the oldest ended runs of `crew` beyond `keep`; returns their ids.
@@ -92,6 +128,18 @@ impl RunStore for crate::Store {
     }
     fn record_calls(&self, run: &str, calls: &[crate::Call<'_>]) -> Result<(), StoreError> {
         crate::Store::record_calls(self, run, calls)
+    }
+    fn append_events_then(&self, run: &str, events: Vec<(u64, String, String)>, done: Done) {
+        crate::Store::append_events_then(self, run, events, done);
+    }
+    fn record_calls_then(&self, run: &str, calls: MakeCalls, done: Done) {
+        crate::Store::record_calls_then(self, run, calls, done);
+    }
+    fn written_then(&self, done: Done) {
+        crate::Store::written_then(self, done);
+    }
+    fn checkpoint_then(&self, run: &str, cp: Checkpoint, done: Done) {
+        crate::Store::checkpoint_then(self, run, cp, done);
     }
     fn prune(&self, crew: &str, keep: usize) -> Result<Vec<String>, StoreError> {
         crate::Store::prune(self, crew, keep)

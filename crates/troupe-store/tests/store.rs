@@ -271,3 +271,65 @@ fn a_schema_1_store_is_migrated() {
     store.create_run(&new_run(&id, "x", &opts)).unwrap();
     assert_eq!(store.source(&id).unwrap().options["fence"], "f");
 }
+
+/// Many runs writing at once through the one writer: every write lands, numbered per run in the
+/// order each run handed them over, and a write that fails (an unknown run: the foreign key) is
+/// undone alone, its neighbours in the same transaction committed.
+#[test]
+fn concurrent_writes_are_committed_together_and_a_failure_stays_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let store = std::sync::Arc::new(Store::open(&path).unwrap());
+    let empty = json!({});
+    let ids: Vec<String> = (0..16).map(|_| new_run_id()).collect();
+    for id in &ids {
+        store.create_run(&new_run(id, "x", &empty)).unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (i, id) in ids.iter().enumerate() {
+        for seq in 1..=50u64 {
+            let events_tx = tx.clone();
+            store.append_events_then(
+                id,
+                vec![(seq, "e".into(), format!("{{\"n\":{seq}}}"))],
+                Box::new(move |r| events_tx.send(r.is_ok()).unwrap()),
+            );
+            let calls_tx = tx.clone();
+            let request = format!("{i}/{seq}");
+            store.record_calls_then(
+                id,
+                Box::new(move || {
+                    vec![troupe_store::NewCall {
+                        kind: "model".into(),
+                        request_sha256: "00".into(),
+                        request,
+                        ..Default::default()
+                    }]
+                }),
+                Box::new(move |r| calls_tx.send(r.is_ok()).unwrap()),
+            );
+        }
+    }
+    let bad = tx.clone();
+    store.append_events_then(
+        "no-such-run",
+        vec![(1, "e".into(), "{}".into())],
+        Box::new(move |r| bad.send(r.is_ok()).unwrap()),
+    );
+    drop(tx);
+    let results: Vec<bool> = rx.iter().collect();
+    assert_eq!(results.len(), 16 * 100 + 1);
+    assert_eq!(results.iter().filter(|ok| !**ok).count(), 1);
+    let other = Store::open(&path).unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let seqs: Vec<u64> = other.events(id).unwrap().iter().map(|e| e.0).collect();
+        assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+        let calls = other.calls(id).unwrap();
+        assert_eq!(calls.len(), 50);
+        for (n, c) in calls.iter().enumerate() {
+            assert_eq!(c.seq, n as u64 + 1);
+            assert_eq!(c.request, format!("{i}/{}", n + 1));
+        }
+    }
+    assert!(other.events("no-such-run").unwrap().is_empty());
+}

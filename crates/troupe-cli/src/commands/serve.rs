@@ -39,7 +39,7 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
         max_body_kb: args.max_body_kb,
         max_upload_mb: args.max_upload_mb,
         models: Arc::new(ProviderFactory::from_env()),
-        on_event: None,
+        run_sinks: None,
     };
     let tracing = match &args.otlp.otlp {
         Some(url) => Some(Arc::new(troupe_otel::Tracing::start(url, "troupe").map_err(
@@ -53,20 +53,9 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
     };
     let mut config = config;
     if let Some(t) = &tracing {
-        // One trace per run (and per resumed stretch of it), keyed by the run's id.
+        // One trace per run (and per resumed stretch of it), ended when the run's sink goes.
         let t = t.clone();
-        let traces: std::sync::Mutex<std::collections::HashMap<String, troupe_otel::RunTrace>> =
-            std::sync::Mutex::default();
-        config.on_event = Some(Arc::new(move |run: &str, e: &troupe_runtime::Event| {
-            let mut traces = traces.lock().unwrap_or_else(|p| p.into_inner());
-            let trace = traces
-                .entry(run.to_string())
-                .or_insert_with(|| t.run(Some(run.to_string())));
-            trace.on_event(e);
-            if matches!(e.kind, troupe_runtime::EventKind::RunFinished { .. }) {
-                traces.remove(run);
-            }
-        }));
+        config.run_sinks = Some(Arc::new(move |run: &str| t.run_sink(Some(run.to_string()))));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -32,7 +32,7 @@ pub fn config(dir: &Path) -> ServeConfig {
         models: Arc::new(ProviderFactory::new(|k| {
             (k == "OPENAI_API_KEY").then(|| "test-key".to_string())
         })),
-        on_event: None,
+        run_sinks: None,
     }
 }
 
