@@ -23,6 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# MCP counterparts (reference servers from npm and PyPI, the Python SDK), pinned: only the tests
+# need them (crates/troupe-cli/tests/mcp_crews.rs).
+./scripts/mcp-servers.sh
+
 # The model is installed by setup: tests that need it must run, not skip.
 export TROUPE_REQUIRE_MODEL=1
 

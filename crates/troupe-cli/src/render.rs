@@ -112,6 +112,15 @@ impl Renderer {
                 }
                 s
             }
+            EventKind::McpServerStarted {
+                server,
+                transport,
+                tools,
+                duration_ms,
+            } => format!(
+                "  ⇄ MCP server `{server}` ({transport}) ready in {duration_ms} ms: {} tool(s)",
+                tools.len()
+            ),
             EventKind::TaskStarted { task, agent } => format!("  ▸ [{task}] {agent} started"),
             EventKind::ContextCut {
                 task,

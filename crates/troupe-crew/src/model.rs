@@ -30,9 +30,47 @@ pub struct Crew {
     /// The crew file's `documents` block (paths relative to `dir`), if any.
     pub documents: Option<Documents>,
     pub plugins: Vec<PluginDecl>,
+    /// MCP servers whose tools agents may use; the runtime starts or contacts them.
+    pub mcp_servers: Vec<McpServerDecl>,
     /// Tool names and `prefix.*` patterns whose every call waits for a person's approval
     /// (`tools.<pattern>.approve`), as written; the runtime resolves them.
     pub approve_tools: Vec<String>,
+}
+
+/// An MCP server as the crew declares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpServerDecl {
+    pub id: String,
+    pub transport: McpTransport,
+    /// `limits.call_timeout_ms`.
+    pub call_timeout: Duration,
+    /// `limits.output_kb`, in bytes.
+    pub output_bytes: usize,
+    /// `limits.start_timeout_ms`.
+    pub start_timeout: Duration,
+    /// `limits.stderr_kb`, in bytes.
+    pub stderr_bytes: usize,
+    /// Position in `mcp_servers`, for locating diagnostics.
+    pub index: usize,
+}
+
+/// How an MCP server is reached.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpTransport {
+    /// A local process over stdio; its environment holds only `env` and the `env_from` names.
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        env_from: Vec<String>,
+        /// Resolved against the crew file's directory.
+        cwd: PathBuf,
+    },
+    /// Streamable HTTP; each header's value is read from the named environment variable.
+    Http {
+        url: String,
+        headers_env: BTreeMap<String, String>,
+    },
 }
 
 /// A plugin as the crew declares it; the runtime loads it.

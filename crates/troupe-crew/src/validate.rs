@@ -42,10 +42,10 @@ pub const MAX_RESPONSE_KB: u32 = 1 << 20;
 /// The smallest `llm.context_window` accepted: a persona, a task and a short answer.
 pub const MIN_CONTEXT_WINDOW: u32 = 1024;
 
-/// Plugin ids Troupe keeps for its own tools: a plugin's tools are `<id>.<tool>`, so a plugin
-/// with one of these ids would shadow (or later collide with) the built-in `docs.*` and `text.*`
-/// tools and the namespaces kept for tools to come (`mcp.*` for MCP servers, `troupe.*`,
-/// `builtin.*`, …). Compared ignoring case.
+/// Plugin and MCP server ids Troupe keeps for its own tools: their tools are `<id>.<tool>`, so
+/// one of these ids would shadow (or later collide with) the built-in `docs.*` and `text.*`
+/// tools and the namespaces kept for tools to come (`troupe.*`, `builtin.*`, …). Compared
+/// ignoring case.
 pub const RESERVED_PLUGIN_IDS: &[&str] = &[
     "docs", "text", "mcp", "troupe", "builtin", "builtins", "core", "std", "host", "crew", "agent",
     "task", "memory", "web",
@@ -100,6 +100,34 @@ const PLUGIN_LIMITS: &[(&str, u64, u64, &str)] = &[
         1000,
         100_000,
         "every key costs host memory beyond its bytes",
+    ),
+];
+
+/// Each `mcp_servers[].limits` key: its default, the largest value accepted and why.
+const MCP_LIMITS: &[(&str, u64, u64, &str)] = &[
+    (
+        "call_timeout_ms",
+        30_000,
+        3_600_000,
+        "an hour; a longer call stalls its agent",
+    ),
+    (
+        "output_kb",
+        256,
+        65_536,
+        "64 MiB; a result goes into a model's context, which holds far less",
+    ),
+    (
+        "start_timeout_ms",
+        20_000,
+        600_000,
+        "10 minutes for a server to start and list its tools",
+    ),
+    (
+        "stderr_kb",
+        64,
+        4096,
+        "4 MiB of a server's stderr, held for the run's events",
     ),
 ];
 
@@ -578,6 +606,7 @@ impl Checker<'_> {
         self.check_cycles(&tasks);
         let documents = file.documents.as_ref().map(|d| self.documents(d));
         let plugins = self.plugins(&file.plugins);
+        let mcp_servers = self.mcp_servers(&file.mcp_servers, &plugins);
 
         if !self.errors.is_empty() {
             return Err(Diagnostics(self.errors));
@@ -598,6 +627,7 @@ impl Checker<'_> {
             inputs,
             documents,
             plugins,
+            mcp_servers,
             approve_tools: file
                 .tools
                 .iter()
@@ -671,24 +701,198 @@ impl Checker<'_> {
         out
     }
 
-    /// Every limit given is within `PLUGIN_LIMITS` (and not 0, except `log_lines`).
-    fn plugin_limits(&mut self, path: &JsonPath, limits: &wire::PluginLimitsSpec) {
-        let given = [
-            ("deadline_ms", limits.deadline_ms),
-            ("memory_mb", limits.memory_mb.map(u64::from)),
-            ("output_kb", limits.output_kb.map(u64::from)),
-            ("stdio_kb", limits.stdio_kb.map(u64::from)),
-            ("log_lines", limits.log_lines.map(u64::from)),
-            ("http_kb", limits.http_kb.map(u64::from)),
-            ("kv_kb", limits.kv_kb.map(u64::from)),
-            ("kv_keys", limits.kv_keys.map(u64::from)),
-        ];
-        for (key, value) in given {
+    fn mcp_servers(
+        &mut self,
+        specs: &[wire::McpServerSpec],
+        plugins: &[PluginDecl],
+    ) -> Vec<McpServerDecl> {
+        self.check_ids(
+            specs.iter().map(|s| s.id.as_str()),
+            "mcp_servers",
+            "MCP server",
+        );
+        let mut out = Vec::new();
+        for (i, s) in specs.iter().enumerate() {
+            let path = root().key("mcp_servers").index(i);
+            if let Some(reserved) = RESERVED_PLUGIN_IDS
+                .iter()
+                .find(|r| r.eq_ignore_ascii_case(&s.id))
+            {
+                self.err(
+                    path.key("id"),
+                    format!(
+                        "MCP server id `{}` is reserved for Troupe's built-in `{reserved}.*` tools",
+                        s.id
+                    ),
+                    format!(
+                        "rename the server (its tools become `<id>.<tool>`), e.g. `{}_mcp`; reserved ids: {}",
+                        s.id,
+                        list(RESERVED_PLUGIN_IDS)
+                    ),
+                );
+            }
+            if let Some(p) = plugins.iter().find(|p| p.id == s.id) {
+                self.err(
+                    path.key("id"),
+                    format!("MCP server id `{}` is also a plugin's id", s.id),
+                    format!(
+                        "`plugins[{}]` uses it; tools of both would be `{}.<tool>`: give the server its own id",
+                        p.index, s.id
+                    ),
+                );
+            }
+            let transport = match (&s.command, &s.url) {
+                (Some(command), None) => {
+                    if !s.headers_env.is_empty() {
+                        self.err(
+                            path.key("headers_env"),
+                            "`headers_env` is for a remote server (`url`); this one is a local process (`command`)",
+                            "give a local server what it needs through `env` or `env_from`",
+                        );
+                    }
+                    if command.trim().is_empty() {
+                        self.err(
+                            path.key("command"),
+                            "`command` is empty",
+                            "name the server's program, e.g. `npx` or `uvx`, with its arguments in `args`",
+                        );
+                    }
+                    for (j, name) in s.env_from.iter().enumerate() {
+                        self.env_name(path.key("env_from").index(j), name);
+                    }
+                    for name in s.env.keys() {
+                        self.env_name(path.key("env").key(name), name);
+                    }
+                    let cwd = s
+                        .cwd
+                        .as_ref()
+                        .map_or_else(|| self.dir.clone(), |c| self.dir.join(c));
+                    if !cwd.is_dir() {
+                        self.err(
+                            path.key("cwd"),
+                            format!("`{}` is not a directory", cwd.display()),
+                            "give the server's working directory, relative to the crew file, or remove `cwd` for the crew file's directory",
+                        );
+                    }
+                    McpTransport::Stdio {
+                        command: command.clone(),
+                        args: s.args.clone(),
+                        env: s.env.clone(),
+                        env_from: s.env_from.clone(),
+                        cwd,
+                    }
+                }
+                (None, Some(url)) => {
+                    for (key, given) in [
+                        ("args", !s.args.is_empty()),
+                        ("env", !s.env.is_empty()),
+                        ("env_from", !s.env_from.is_empty()),
+                        ("cwd", s.cwd.is_some()),
+                    ] {
+                        if given {
+                            self.err(
+                                path.key(key),
+                                format!("`{key}` is for a local server (`command`); this one is remote (`url`)"),
+                                "remove it; a remote server gets what it needs through `headers_env`",
+                            );
+                        }
+                    }
+                    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+                    let host = url.split("://").nth(1).unwrap_or("");
+                    if !scheme_ok || host.is_empty() || host.starts_with('/') {
+                        self.err(
+                            path.key("url"),
+                            format!("`{url}` is not an http(s) URL"),
+                            "give the server's streamable HTTP endpoint, e.g. `https://mcp.example.org/mcp`",
+                        );
+                    }
+                    for (header, var) in &s.headers_env {
+                        let token = !header.is_empty()
+                            && header.bytes().all(|b| {
+                                b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+                            });
+                        if !token {
+                            self.err(
+                                path.key("headers_env").key(header),
+                                format!("`{header}` is not a header name"),
+                                "header names use letters, digits and `-`, e.g. `Authorization`",
+                            );
+                        }
+                        self.env_name(path.key("headers_env").key(header), var);
+                    }
+                    McpTransport::Http {
+                        url: url.clone(),
+                        headers_env: s.headers_env.clone(),
+                    }
+                }
+                (Some(_), Some(_)) => {
+                    self.err(
+                        path.clone(),
+                        format!("MCP server `{}` has both `command` and `url`", s.id),
+                        "keep `command` for a local server started as a process, or `url` for a remote one",
+                    );
+                    continue;
+                }
+                (None, None) => {
+                    self.err(
+                        path.clone(),
+                        format!("MCP server `{}` has neither `command` nor `url`", s.id),
+                        "add `\"command\"` (and `args`) for a local server, e.g. `\"command\": \"uvx\", \"args\": [\"mcp-server-time\"]`, or `\"url\"` for a remote one",
+                    );
+                    continue;
+                }
+            };
+            let limits = s.limits.clone().unwrap_or_default();
+            let given = [
+                ("call_timeout_ms", limits.call_timeout_ms),
+                ("output_kb", limits.output_kb.map(u64::from)),
+                ("start_timeout_ms", limits.start_timeout_ms),
+                ("stderr_kb", limits.stderr_kb.map(u64::from)),
+            ];
+            self.limits_within(&path.key("limits"), MCP_LIMITS, &given, &["stderr_kb"]);
+            out.push(McpServerDecl {
+                id: s.id.clone(),
+                transport,
+                call_timeout: Duration::from_millis(limits.call_timeout_ms.unwrap_or(30_000)),
+                output_bytes: (limits.output_kb.unwrap_or(256) as usize) << 10,
+                start_timeout: Duration::from_millis(limits.start_timeout_ms.unwrap_or(20_000)),
+                stderr_bytes: (limits.stderr_kb.unwrap_or(64) as usize) << 10,
+                index: i,
+            });
+        }
+        out
+    }
+
+    /// `name` is an environment variable's name.
+    fn env_name(&mut self, at: JsonPath, name: &str) {
+        let ok = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            self.err(
+                at,
+                format!("`{name}` is not an environment variable's name"),
+                "names use letters, digits and `_`, and do not start with a digit, e.g. `GITHUB_TOKEN`",
+            );
+        }
+    }
+
+    /// Every limit given is within its `table` entry, and not 0 unless its key is in `zero_ok`.
+    fn limits_within(
+        &mut self,
+        path: &JsonPath,
+        table: &[(&str, u64, u64, &str)],
+        given: &[(&str, Option<u64>)],
+        zero_ok: &[&str],
+    ) {
+        for &(key, value) in given {
             let Some(value) = value else { continue };
-            let Some(&(_, default, max, why)) = PLUGIN_LIMITS.iter().find(|l| l.0 == key) else {
+            let Some(&(_, default, max, why)) = table.iter().find(|l| l.0 == key) else {
                 continue;
             };
-            let min = u64::from(key != "log_lines");
+            let min = u64::from(!zero_ok.contains(&key));
             if value < min {
                 let what = if key.starts_with("kv_") {
                     "no `kv-set` could succeed"
@@ -710,6 +914,21 @@ impl Checker<'_> {
                 );
             }
         }
+    }
+
+    /// Every limit given is within `PLUGIN_LIMITS` (and not 0, except `log_lines`).
+    fn plugin_limits(&mut self, path: &JsonPath, limits: &wire::PluginLimitsSpec) {
+        let given = [
+            ("deadline_ms", limits.deadline_ms),
+            ("memory_mb", limits.memory_mb.map(u64::from)),
+            ("output_kb", limits.output_kb.map(u64::from)),
+            ("stdio_kb", limits.stdio_kb.map(u64::from)),
+            ("log_lines", limits.log_lines.map(u64::from)),
+            ("http_kb", limits.http_kb.map(u64::from)),
+            ("kv_kb", limits.kv_kb.map(u64::from)),
+            ("kv_keys", limits.kv_keys.map(u64::from)),
+        ];
+        self.limits_within(path, PLUGIN_LIMITS, &given, &["log_lines"]);
     }
 
     fn documents(&mut self, spec: &wire::DocumentsSpec) -> Documents {

@@ -48,6 +48,11 @@ pub struct CrewFile {
     /// `for_each` run once per document. `troupe run --docs` replaces `paths`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub documents: Option<DocumentsSpec>,
+    /// MCP servers whose tools agents may use, as `<id>.<tool>`: a local server started as a
+    /// process (`command`, over stdio) or a remote one (`url`, streamable HTTP). An MCP server
+    /// runs outside the WebAssembly sandbox, with the rights of the process it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<McpServerSpec>,
     /// Settings of tools (built-in or plugin) by name or `prefix.*` pattern, e.g.
     /// `{"docs.read": {"approve": true}}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -95,6 +100,62 @@ pub struct PluginSpec {
     /// Limits of each call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<PluginLimitsSpec>,
+}
+
+/// An MCP server: `command` (a local process, spoken to over stdio) or `url` (streamable
+/// HTTP), not both.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerSpec {
+    /// Name of the server in tool names (`<id>.<tool>`): letters, digits, `_`, `-`.
+    pub id: String,
+    /// The program of a local server, found on `PATH` or relative to the crew file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Its environment, which is otherwise empty: variables and their values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Variables passed on from Troupe's own environment, by name (e.g. `PATH`, `HOME`, or a
+    /// token the server needs), so that no secret is written in the crew file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<String>,
+    /// Its working directory, relative to the crew file. Default: the crew file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The endpoint of a remote server (`https://…/mcp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Request headers of a remote server, each taken from an environment variable: header
+    /// name → variable name, e.g. `{"Authorization": "GITHUB_MCP_AUTH"}` sends the variable's
+    /// value as it is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers_env: BTreeMap<String, String>,
+    /// Limits of the server and of each call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<McpLimitsSpec>,
+}
+
+/// Limits of an MCP server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpLimitsSpec {
+    /// How long a call may take, in milliseconds; a call that takes longer is abandoned (and
+    /// cancelled at the server) and fails. Calls are never retried. Default: 30000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_ms: Option<u64>,
+    /// Size of a call's result given to the model, in KiB; a longer result is cut. Default: 256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_kb: Option<u32>,
+    /// How long the server may take to start and list its tools, in milliseconds. Default:
+    /// 20000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timeout_ms: Option<u64>,
+    /// A local server's stderr kept for the run's events, in KiB. Default: 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_kb: Option<u32>,
 }
 
 /// What a plugin may use beyond computing.

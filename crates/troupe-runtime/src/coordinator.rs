@@ -263,15 +263,19 @@ pub async fn run(
     };
     let cassette = continuation.as_ref().and_then(|c| c.cassette.clone());
     // The store keeps `limits.keep_runs` ended runs of a crew; said when older ones go.
-    let pruned = match (&stored, &resuming) {
-        (Some(s), None) => match {
+    let pruning = match (&stored, &resuming) {
+        (Some(s), None) => {
             let (store, name, keep) = (
                 s.store.clone(),
                 crew.name.clone(),
                 crew.limits.keep_runs as usize,
             );
-            off(move || store.prune(&name, keep)).await?
-        } {
+            Some(off(move || store.prune(&name, keep)).await?)
+        }
+        _ => None,
+    };
+    let pruned = match pruning {
+        Some(done) => match done {
             Ok(ids) => ids.len(),
             Err(e) => {
                 events.emit(EventKind::Warning {
@@ -285,8 +289,10 @@ pub async fn run(
     };
     let fallbacks = prepared.fallbacks;
     // Plugin tools hold an event sender: nothing of the set-up may outlive the agents, or the
-    // event pump would wait for it forever.
+    // event pump would wait for it forever. MCP servers (their stderr readers hold one) are
+    // stopped once the agents are done.
     drop(prepared.plugins);
+    let mcp = prepared.mcp;
 
     // A resumed run's log goes on where it stopped: appended, numbered on from its last event.
     let events_path = out.join(outdir::EVENTS_FILE);
@@ -503,6 +509,7 @@ pub async fn run(
     run_ctx.cancel.cancel();
     tracker.close();
     tracker.wait().await;
+    crate::mcp::stop_all(mcp).await;
     // Every call of the run is in the store before the run says it ended.
     if let Some(r) = &c.stored {
         r.flush().await;

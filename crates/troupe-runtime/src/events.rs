@@ -108,6 +108,31 @@ pub enum EventKind {
         cache_note: Option<String>,
         duration_ms: u64,
     },
+    /// An MCP server was started (stdio) or contacted (http), and listed its tools.
+    McpServerStarted {
+        server: String,
+        /// `stdio` or `http`.
+        transport: String,
+        /// Its tools, as the server names them (agents name them `<server>.<tool>`).
+        tools: Vec<String>,
+        duration_ms: u64,
+    },
+    /// A tool of an MCP server was called (once: MCP calls are never retried).
+    McpCall {
+        server: String,
+        tool: String,
+        ok: bool,
+        duration_ms: u64,
+        /// The limit that ended the call, as its key's last part.
+        limit: Option<String>,
+        /// The start of the error, when it failed.
+        error: Option<String>,
+    },
+    /// A line a local MCP server wrote on stderr (kept up to `limits.stderr_kb`).
+    McpStderr {
+        server: String,
+        line: String,
+    },
     /// A plugin tool ran in its sandbox.
     PluginCall {
         plugin: String,

@@ -48,6 +48,7 @@ pub mod fanout;
 pub mod grounding;
 pub mod launch;
 pub mod ledger;
+pub mod mcp;
 pub mod models;
 pub mod outdir;
 pub mod output;

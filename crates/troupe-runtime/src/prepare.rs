@@ -4,8 +4,8 @@
 //!
 //! On top of the crew file's own validation ([`troupe_crew::parse`]) it checks what only a
 //! set-up can know: the documents' per-document tasks and output files, the plugins (compiled
-//! and described), every agent's tools and whether every agent's model can be had (without
-//! loading it or contacting anything).
+//! and described), the MCP servers (started or contacted, their tools listed), every agent's
+//! tools and whether every agent's model can be had (without loading it or contacting it).
 
 use std::sync::Arc;
 
@@ -30,6 +30,8 @@ pub struct Prepared {
     /// (`"provider": "auto"` without an endpoint).
     pub fallbacks: Vec<(String, Fallback)>,
     pub plugins: Vec<Arc<Plugin>>,
+    /// The MCP servers, running for as long as the run; dropping them stops them.
+    pub mcp: Vec<crate::mcp::McpServer>,
 }
 
 /// Checks `crew` for a run over `corpus` with these models and tools. Plugin tools send their
@@ -58,6 +60,9 @@ pub async fn prepare(
         }
     };
     plugins::register(&mut tools, &loaded, events);
+    let (servers, failed) = crate::mcp::start(&crew, events).await;
+    problems.extend(failed);
+    crate::mcp::register(&mut tools, &servers, events);
 
     // Tools whose calls wait for a person (`tools.<pattern>.approve`): each pattern must name
     // a tool, as an agent's `tools` must.
@@ -97,6 +102,7 @@ pub async fn prepare(
         agents,
         fallbacks,
         plugins: loaded,
+        mcp: servers,
     })
 }
 

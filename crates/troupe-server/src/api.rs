@@ -364,6 +364,14 @@ async fn create_run(
         )
         .hint("upload the documents with `POST /v1/documents` and name them in `documents`"));
     }
+    // Checked before `prepare`, which would start them.
+    if inline && !crew.mcp_servers.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "an inline crew may not declare MCP servers (`mcp_servers`): a local one is a program the server would run, a remote one would be sent the server's environment variables as headers",
+        )
+        .hint("put the crew in the server's `--crews` directory and start it by name"));
+    }
     let documents = if !specs.is_empty() {
         Some(DocumentSource {
             specs,

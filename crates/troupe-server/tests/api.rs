@@ -412,6 +412,17 @@ async fn a_bad_crew_is_refused_with_located_diagnostics() {
         .await;
     assert_eq!(status, 422, "{v}");
     assert!(v["hint"].as_str().unwrap().contains("/v1/documents"), "{v}");
+    // An inline crew starts no program on the server: refused before anything is started.
+    let marker = std::env::temp_dir().join(format!("troupe-api-mcp-{}", std::process::id()));
+    let mut crew = memo_crew("http://127.0.0.1:9/v1", false);
+    crew["mcp_servers"] = json!([{"id": "x", "command": "touch", "args": [marker]}]);
+    let (status, v) = server
+        .post("/v1/runs", &json!({"crew": crew, "inputs": {"topic": "x"}}))
+        .await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("mcp_servers"), "{v}");
+    assert!(v["hint"].as_str().unwrap().contains("--crews"), "{v}");
+    assert!(!marker.exists(), "the server ran the inline crew's command");
     let (status, v) = server.post("/v1/runs", &json!({"crew": 42})).await;
     assert_eq!(status, 400, "{v}");
     let r = server
