@@ -806,7 +806,35 @@ impl Checker<'_> {
                             "give the server's streamable HTTP endpoint, e.g. `https://mcp.example.org/mcp`",
                         );
                     }
+                    let loopback = ["localhost", "127.0.0.1", "[::1]"].iter().any(|h| {
+                        host == *h
+                            || host.starts_with(&format!("{h}:"))
+                            || host.starts_with(&format!("{h}/"))
+                    });
+                    if !s.headers_env.is_empty() && url.starts_with("http://") && !loopback {
+                        self.err(
+                            path.key("url"),
+                            format!("`{url}` would carry the headers of `headers_env` unencrypted"),
+                            "use `https://` for a server beyond this machine",
+                        );
+                    }
                     for (header, var) in &s.headers_env {
+                        let reserved = [
+                            "host",
+                            "content-type",
+                            "content-length",
+                            "accept",
+                            "mcp-session-id",
+                            "mcp-protocol-version",
+                            "last-event-id",
+                        ];
+                        if reserved.contains(&header.to_ascii_lowercase().as_str()) {
+                            self.err(
+                                path.key("headers_env").key(header),
+                                format!("`{header}` is set by the MCP transport itself"),
+                                "give only headers the server asks for, such as `Authorization`",
+                            );
+                        }
                         let token = !header.is_empty()
                             && header.bytes().all(|b| {
                                 b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)

@@ -45,6 +45,72 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "an MCP server is a command or a URL, not both",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "mcp_servers": [{"id": "fs", "command": "npx", "url": "https://mcp.example.org/mcp"}],"#,
+        expect: (
+            r#"{"id": "fs""#,
+            "mcp_servers[0]",
+            "has both `command` and `url`",
+            "`command` for a local server",
+        ),
+    },
+    Case {
+        name: "a remote MCP server's secret headers go over https",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "mcp_servers": [{"id": "tickets", "url": "http://mcp.example.org/mcp", "headers_env": {"Authorization": "TICKETS_AUTH"}}],"#,
+        expect: (
+            r#""http://mcp.example.org/mcp""#,
+            "mcp_servers[0].url",
+            "unencrypted",
+            "use `https://`",
+        ),
+    },
+    Case {
+        name: "a local MCP server takes no headers",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "mcp_servers": [{"id": "fs", "command": "npx", "headers_env": {"Authorization": "A"}}],"#,
+        expect: (
+            r#"{"Authorization": "A"}"#,
+            "mcp_servers[0].headers_env",
+            "`headers_env` is for a remote server",
+            "`env` or `env_from`",
+        ),
+    },
+    Case {
+        name: "an MCP server's env_from names variables",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "mcp_servers": [{"id": "fs", "command": "npx", "env_from": ["MY-TOKEN"]}],"#,
+        expect: (
+            r#""MY-TOKEN""#,
+            "mcp_servers[0].env_from[0]",
+            "not an environment variable's name",
+            "`GITHUB_TOKEN`",
+        ),
+    },
+    Case {
+        name: "an MCP server may not take a plugin's id",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "plugins": [{"id": "web", "path": "Cargo.toml"}], "mcp_servers": [{"id": "web", "command": "npx"}],"#,
+        expect: (
+            r#""web", "command""#,
+            "mcp_servers[0].id",
+            "is also a plugin's id",
+            "its own id",
+        ),
+    },
+    Case {
+        name: "an MCP call timeout of 0 is refused",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "mcp_servers": [{"id": "fs", "command": "npx", "limits": {"call_timeout_ms": 0}}],"#,
+        expect: (
+            "0}}",
+            "mcp_servers[0].limits.call_timeout_ms",
+            "`call_timeout_ms` is 0",
+            "use a positive value",
+        ),
+    },
+    Case {
         name: "a plugin's HTTP grant takes host names, not URLs",
         from: r#""name": "t","#,
         to: r#""name": "t", "plugins": [{"id": "web", "path": "Cargo.toml", "grants": {"http": ["https://api.example.org/v1"]}}],"#,

@@ -809,7 +809,7 @@ struct Coordinator<'a> {
 impl Coordinator<'_> {
     /// Writes `run.json` on the blocking pool (file-system calls cost ~0.3 ms each here, far
     /// more when a file system is busy, and must not stall the runtime threads that drive other
-    /// runs) and the store's checkpoint through its writer, both at once, and waits for both.
+    /// runs), then the store's checkpoint through its writer, and waits for both.
     async fn checkpoint(&self, status: RunState) -> Result<RunRecord, RunError> {
         let mut tasks = self.records.clone();
         for (i, t) in tasks.iter_mut().enumerate() {
@@ -828,26 +828,21 @@ impl Coordinator<'_> {
             agents: self.ledger.agents(),
             totals: self.ledger.total(),
         };
-        let stored = match &self.stored {
-            Some(r) => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                r.store.checkpoint_then(
-                    &r.run,
-                    self.store_checkpoint(&record, status),
-                    Box::new(move |result| {
-                        let _ = tx.send(result.map_err(|e| e.to_string()));
-                    }),
-                );
-                Some(rx)
-            }
-            None => None,
-        };
+        // `run.json` first: a store that says the run ended always has the record beside it.
         let record = Arc::new(record);
         let (out, written) = (self.out.clone(), record.clone());
         blocking(move || record::write_run_record(&out, &written))
             .await
             .map_err(io_err(self.out.path().join(outdir::RUN_FILE)))?;
-        if let (Some(r), Some(rx)) = (&self.stored, stored) {
+        if let Some(r) = &self.stored {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            r.store.checkpoint_then(
+                &r.run,
+                self.store_checkpoint(&record, status),
+                Box::new(move |result| {
+                    let _ = tx.send(result.map_err(|e| e.to_string()));
+                }),
+            );
             let result = rx
                 .await
                 .unwrap_or_else(|_| Err("the store's writer stopped".into()));

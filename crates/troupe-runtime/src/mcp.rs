@@ -23,7 +23,6 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
-use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 use troupe_crew::{Crew, Diagnostic, JsonPath, McpServerDecl, McpTransport, Target};
 use troupe_llm::{BoxFuture, ToolSpec};
@@ -70,6 +69,30 @@ impl Drop for McpServer {
     fn drop(&mut self) {
         self.stop.cancel();
         if let Some(group) = self.group.take() {
+            signal_group(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// A started process group and its stderr reader, until the server is handed over: dropped on
+/// any failed or abandoned start, it stops both (the SDK's own clean-up reaches only the
+/// group's leader).
+struct Started {
+    group: Option<i32>,
+    stop: CancellationToken,
+}
+
+impl Started {
+    /// The group, now the server's to stop.
+    fn keep(mut self) -> Option<i32> {
+        self.group.take()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(group) = self.group.take() {
+            self.stop.cancel();
             signal_group(group, nix::sys::signal::Signal::SIGKILL);
         }
     }
@@ -160,7 +183,9 @@ async fn start_one(
     events: &Events,
 ) -> Result<McpServer, StartError> {
     let stop = CancellationToken::new();
-    let (client, group, tail) = match &decl.transport {
+    // One deadline for the handshake and the listing together.
+    let deadline = tokio::time::Instant::now() + decl.start_timeout;
+    let (client, started, tail) = match &decl.transport {
         McpTransport::Stdio {
             command,
             args,
@@ -207,7 +232,10 @@ async fn start_one(
                         .into(),
                     key: Some("command".into()),
                 })?;
-            let group = transport.id().and_then(|p| i32::try_from(p).ok());
+            let started = Started {
+                group: transport.id().and_then(|p| i32::try_from(p).ok()),
+                stop: stop.clone(),
+            };
             let tail = Arc::new(Mutex::new(Tail::default()));
             if let Some(stderr) = stderr {
                 tokio::spawn(read_stderr(
@@ -219,29 +247,22 @@ async fn start_one(
                 ));
             }
             let connected =
-                tokio::time::timeout(decl.start_timeout, client_config().serve(transport)).await;
+                tokio::time::timeout_at(deadline, client_config().serve(transport)).await;
             let client = match connected {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
-                    if let Some(g) = group {
-                        signal_group(g, nix::sys::signal::Signal::SIGKILL);
-                    }
                     // What the server said on its way out is the best clue.
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    drop(started);
                     return Err(failed_start(
                         &format!("the MCP handshake failed ({e})"),
                         &tail,
                         decl,
                     ));
                 }
-                Err(_) => {
-                    if let Some(g) = group {
-                        signal_group(g, nix::sys::signal::Signal::SIGKILL);
-                    }
-                    return Err(timed_out(decl, &tail));
-                }
+                Err(_) => return Err(timed_out(decl, &tail)),
             };
-            (client, group, Some(tail))
+            (client, Some(started), Some(tail))
         }
         McpTransport::Http { url, headers_env } => {
             let mut headers = HashMap::new();
@@ -273,11 +294,8 @@ async fn start_one(
             let config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
             let transport = StreamableHttpClientTransport::from_config(config);
-            let client = match tokio::time::timeout(
-                decl.start_timeout,
-                client_config().serve(transport),
-            )
-            .await
+            let client = match tokio::time::timeout_at(deadline, client_config().serve(transport))
+                .await
             {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
@@ -292,7 +310,7 @@ async fn start_one(
             (client, None, None)
         }
     };
-    let listed = tokio::time::timeout(decl.start_timeout, client.list_all_tools()).await;
+    let listed = tokio::time::timeout_at(deadline, client.list_all_tools()).await;
     let tools = match listed {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
@@ -308,7 +326,7 @@ async fn start_one(
     Ok(McpServer {
         decl: decl.clone(),
         client: Some(client),
-        group,
+        group: started.and_then(Started::keep),
         stop,
         tools,
     })
@@ -409,27 +427,25 @@ async fn read_stderr(
     tail: Arc<Mutex<Tail>>,
     stop: CancellationToken,
 ) {
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    use tokio::io::AsyncReadExt;
+    let mut stderr = stderr;
+    let mut chunk = vec![0u8; 8192];
+    // The current line, kept up to `LINE` bytes (output without newlines cannot grow it).
+    let mut line: Vec<u8> = Vec::new();
     let mut sent = 0usize;
     let mut capped = false;
-    loop {
-        let line = tokio::select! {
-            () = stop.cancelled() => break,
-            l = lines.next_line() => match l {
-                Ok(Some(l)) => l,
-                _ => break,
-            },
-        };
-        // One line is kept whole up to 4 KiB.
-        let line: String = line.chars().take(4096).collect();
+    let mut emit = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes)
+            .trim_end_matches('\r')
+            .to_string();
         if let Ok(mut t) = tail.lock() {
-            t.push(&line);
+            t.push(&text);
         }
-        if sent + line.len() <= decl.stderr_bytes {
-            sent += line.len();
+        if !capped && sent + text.len() <= decl.stderr_bytes {
+            sent += text.len();
             events.emit(EventKind::McpStderr {
                 server: decl.id.clone(),
-                line,
+                line: text,
             });
         } else if !capped {
             capped = true;
@@ -439,9 +455,30 @@ async fn read_stderr(
                 limit: "stderr_kb".into(),
                 value: (decl.stderr_bytes >> 10).to_string(),
                 key: format!("mcp_servers[{}].limits.stderr_kb", decl.index),
-                action: "further stderr of the server is not kept".into(),
+                action: "further stderr of the server is read and dropped".into(),
             });
         }
+    };
+    const LINE: usize = 4096;
+    loop {
+        let n = tokio::select! {
+            () = stop.cancelled() => break,
+            r = stderr.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
+        };
+        for &b in &chunk[..n] {
+            if b == b'\n' {
+                emit(&line);
+                line.clear();
+            } else if line.len() < LINE {
+                line.push(b);
+            }
+        }
+    }
+    if !line.is_empty() {
+        emit(&line);
     }
 }
 
@@ -470,11 +507,35 @@ pub fn register(registry: &mut ToolRegistry, servers: &[McpServer], events: &Eve
             continue;
         };
         for tool in &server.tools {
+            // A name that could not be called back, or that would stand for another tool.
+            let fit = !tool.name.is_empty()
+                && tool.name.len() <= 128
+                && tool
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            let name = format!("{}.{}", server.decl.id, tool.name);
+            if !fit || registry.names().any(|n| n == name) {
+                events.emit(EventKind::Warning {
+                    task: None,
+                    message: format!(
+                        "MCP server `{}`: its tool `{}` is left out: {}",
+                        server.decl.id,
+                        tool.name,
+                        if fit {
+                            "another tool has that name"
+                        } else {
+                            "a tool name uses letters, digits, `_`, `-` and `.`"
+                        }
+                    ),
+                });
+                continue;
+            }
             registry.register(Arc::new(McpTool {
                 server: server.decl.clone(),
                 name: tool.name.to_string(),
                 spec: ToolSpec {
-                    name: format!("{}.{}", server.decl.id, tool.name),
+                    name,
                     description: tool
                         .description
                         .as_deref()

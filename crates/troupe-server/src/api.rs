@@ -449,12 +449,16 @@ async fn create_run(
     let submitted = match submitted {
         Ok(s) => s,
         Err(r) => {
-            let _ = state.store.end_waiting(
-                &id,
-                "interrupted",
-                "refused: the server's queue was full",
-                manager::now_ms(),
-            );
+            let (st, run) = (state.clone(), id.clone());
+            let _ = blocking(move || {
+                Ok(st.store.end_waiting(
+                    &run,
+                    "interrupted",
+                    "refused: the server's queue was full",
+                    manager::now_ms(),
+                )?)
+            })
+            .await;
             return Err(manager::refusal(r));
         }
     };

@@ -233,6 +233,25 @@ impl Manager {
         .await
         .map_err(crate::error::ApiError::internal)
         .and_then(|r| r.map_err(crate::error::ApiError::from));
+        // A run started elsewhere (`troupe run` on a crew file of its own) does not get to start
+        // programs here: MCP servers only from the crews this server offers.
+        let offered = |file: &std::path::Path| {
+            state.config.crews_dir.as_ref().is_some_and(|dir| {
+                let (dir, file) = (std::path::absolute(dir), std::path::absolute(file));
+                matches!((dir, file), (Ok(d), Ok(f)) if f.starts_with(&d))
+            })
+        };
+        let resume = resume.and_then(|r| {
+            if r.crew.mcp_servers.is_empty() || offered(&r.crew.source.file) {
+                Ok(r)
+            } else {
+                Err(crate::error::ApiError::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("run {id}'s crew declares MCP servers and is not one of this server's crews"),
+                )
+                .hint("resume it with `troupe resume` where it was started, or put its crew in the server's `--crews` directory"))
+            }
+        });
         let submitted = resume.and_then(|resume| {
             self.submit(Job::Resume {
                 id: id.to_string(),
@@ -370,7 +389,11 @@ async fn execute(state: &Arc<AppState>, job: Job, cancel: CancellationToken) -> 
             match loaded {
                 Ok(docs) => (*crew, docs, None, out_dir, Some(id)),
                 Err(why) => {
-                    let _ = state.store.end_waiting(&id, "failed", &why, now_ms());
+                    let st = state.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        st.store.end_waiting(&id, "failed", &why, now_ms())
+                    })
+                    .await;
                     return None;
                 }
             }

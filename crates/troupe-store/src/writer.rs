@@ -121,28 +121,71 @@ impl Writer {
     }
 }
 
+/// Waits for another process's write to end: `BEGIN IMMEDIATE` waits the busy timeout (5 s)
+/// each try, and one long writer elsewhere must not fail every run's writes at once.
+const BEGIN_TRIES: u32 = 6;
+
+fn begin(run: &impl Fn(&str) -> rusqlite::Result<usize>) -> Result<(), String> {
+    let mut tries = 0;
+    loop {
+        match run("BEGIN IMMEDIATE") {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if tries + 1 < BEGIN_TRIES
+                    && e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                tries += 1;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 fn run(conn: &Connection, rx: &Receiver<Box<dyn Pending>>) {
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
-        // IMMEDIATE: another process writing the same store is waited for (busy timeout) here,
-        // not in the middle of the batch.
-        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-        let committed = match run("BEGIN IMMEDIATE") {
-            Err(e) => Err(e.to_string()),
-            Ok(_) => {
+        // IMMEDIATE: another process writing the same store is waited for here, not in the
+        // middle of the batch.
+        let committed = match begin(&run) {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let mut aborted = None;
                 for job in &mut batch {
-                    job.apply(conn);
+                    // A panic in one write fails that write, not the writer (and with it every
+                    // later write of the process).
+                    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        job.apply(conn);
+                    }));
+                    if applied.is_err() {
+                        aborted = Some("a write panicked".to_string());
+                        break;
+                    }
+                    // SQLite ends the whole transaction on some errors (a full disk, an I/O
+                    // error): nothing after may run outside it, and nothing of it committed.
+                    if conn.is_autocommit() {
+                        aborted = Some("the transaction was rolled back by SQLite".to_string());
+                        break;
+                    }
                 }
-                run("COMMIT").map(|_| ()).map_err(|e| {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    e.to_string()
-                })
+                match aborted {
+                    Some(why) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Err(why)
+                    }
+                    None => run("COMMIT").map(|_| ()).map_err(|e| {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        e.to_string()
+                    }),
+                }
             }
         };
         let committed = committed.as_ref().map(|_| ()).map_err(String::as_str);
         for job in batch {
-            job.finish(committed);
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                job.finish(committed);
+            }));
         }
     }
 }
