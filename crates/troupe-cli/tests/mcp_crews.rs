@@ -67,6 +67,12 @@ fn assert_none_marked(marker: &str) {
     assert!(left.is_empty(), "left running: {left:?}");
 }
 
+/// The last message of a request to the model (a tool's result), unfenced.
+fn last_message(request: &Value) -> String {
+    let last = request["messages"].as_array().unwrap().last().unwrap();
+    troupe_testkit::unfence(last["content"].as_str().unwrap()).to_string()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -121,10 +127,7 @@ fn an_agent_uses_the_reference_server_over_stdio() {
         requests[0]["tools"][0]["function"]["parameters"]["required"],
         json!(["message"])
     );
-    let result = |i: usize| -> String {
-        let last = requests[i]["messages"].as_array().unwrap().last().unwrap();
-        troupe_testkit::unfence(last["content"].as_str().unwrap()).to_string()
-    };
+    let result = |i: usize| last_message(&requests[i]);
     // get-env: the process's environment, which is only what the crew listed.
     let env: Value = serde_json::from_str(&result(1)).unwrap();
     let mut names: Vec<&str> = env
@@ -207,9 +210,7 @@ fn a_local_servers_whole_process_group_is_stopped() {
         .collect();
     assert!(said.contains(&"time server starting"), "{said:?}");
     let requests = server.requests();
-    let last = requests[1]["messages"].as_array().unwrap().last().unwrap();
-    let answer: Value =
-        serde_json::from_str(troupe_testkit::unfence(last["content"].as_str().unwrap())).unwrap();
+    let answer: Value = serde_json::from_str(&last_message(&requests[1])).unwrap();
     assert_eq!(answer["timezone"], "UTC", "{answer}");
     assert!(
         answer["datetime"].as_str().unwrap().contains('T'),
@@ -322,10 +323,7 @@ fn an_agent_uses_a_remote_server_with_a_call_timeout() {
     assert!(up, "the reference server did not start on port {port}");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let requests = server.requests();
-    let result = |i: usize| -> String {
-        let last = requests[i]["messages"].as_array().unwrap().last().unwrap();
-        troupe_testkit::unfence(last["content"].as_str().unwrap()).to_string()
-    };
+    let result = |i: usize| last_message(&requests[i]);
     assert_eq!(result(1), "Echo: over http");
     assert!(
         result(2).contains("did not answer within 300 ms"),
@@ -371,9 +369,7 @@ fn the_contract_deadlines_crew_asks_the_time_server() {
         &[],
     );
     let manager = requests_of(server.requests(), "Contract manager");
-    let last = manager[1]["messages"].as_array().unwrap().last().unwrap();
-    let now: Value =
-        serde_json::from_str(troupe_testkit::unfence(last["content"].as_str().unwrap())).unwrap();
+    let now: Value = serde_json::from_str(&last_message(&manager[1])).unwrap();
     assert_eq!(now["timezone"], "UTC", "{now}");
     assert!(out.join("deadlines.md").is_file());
     let ev = events(&out);
