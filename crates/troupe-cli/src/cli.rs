@@ -40,11 +40,54 @@ pub enum Command {
     /// Answer a task's approval request (approve, revise with feedback, or reject) and continue
     /// the paused run
     Approve(ApproveArgs),
-    /// Print the crew file's JSON Schema
+    /// Print the crew file's JSON Schema (or a plugin policy's)
     Schema(SchemaArgs),
     /// Inspect or try a WebAssembly tool plugin
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Serve plugins and crews to MCP clients
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum McpCommand {
+    /// Serve WebAssembly plugins (in the sandbox, with the grants and limits of a policy) and
+    /// crews as tools to an MCP client, over stdio: the client starts this command
+    Serve(McpServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct McpServeArgs {
+    /// A plugin to serve (.wasm or .wat): its tools are `<id>.<tool>`, the id from its policy
+    /// entry, else its file name. Repeatable
+    #[arg(long = "plugin", value_name = "FILE", num_args = 1..)]
+    pub plugins: Vec<PathBuf>,
+    /// What the plugins may do: `{"plugins": [...]}`, each entry as in a crew's `plugins`
+    /// (id, path, grants, limits, config). Without `--plugin`, every plugin it lists is served;
+    /// a plugin it does not list gets no grants and the default limits
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// A crew to serve as one tool, named after the crew, whose arguments are its inputs (and
+    /// documents). Repeatable
+    #[arg(long = "crew", value_name = "FILE", num_args = 1..)]
+    pub crews: Vec<PathBuf>,
+    /// Documents for the plugins granted `documents` (files, directories, globs)
+    #[arg(long = "docs", value_name = "PATH", num_args = 1..)]
+    pub docs: Vec<String>,
+    /// Where crew runs write their outputs: a directory `<crew>-<run id>` each
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub out: PathBuf,
+    /// A directory the `documents` of a crew tool's call may name files under (repeatable;
+    /// default: the current directory). A client is not you: what a run reads goes to its model
+    #[arg(long = "docs-root", value_name = "DIR")]
+    pub docs_roots: Vec<PathBuf>,
+    /// Print nothing on stderr but errors (else: what is served, each plugin call's events,
+    /// each crew run's start and end)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -226,6 +269,14 @@ pub struct ServeArgs {
     /// Largest document upload (one request), in MiB
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub max_upload_mb: usize,
+    /// Serve this plugin's tools over MCP at `/mcp` (streamable HTTP), in the sandbox, as
+    /// `troupe mcp serve --plugin` does. Repeatable
+    #[arg(long = "mcp-plugin", value_name = "FILE", num_args = 1..)]
+    pub mcp_plugins: Vec<PathBuf>,
+    /// What the plugins served at `/mcp` may do (as `troupe mcp serve --policy`); without
+    /// `--mcp-plugin`, every plugin it lists is served
+    #[arg(long, value_name = "FILE")]
+    pub mcp_policy: Option<PathBuf>,
     #[command(flatten)]
     pub otlp: OtlpArgs,
     #[command(flatten)]
@@ -318,6 +369,9 @@ pub struct ValidateArgs {
 
 #[derive(Args, Debug)]
 pub struct SchemaArgs {
+    /// The schema of a plugin policy (`troupe mcp serve --policy`) instead of a crew file's
+    #[arg(long)]
+    pub policy: bool,
     /// Write the schema to this file instead of stdout
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,

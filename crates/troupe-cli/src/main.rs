@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         cli::Command::Serve(a) => commands::serve::serve(a),
         cli::Command::Schema(a) => commands::schema::run(a),
         cli::Command::Plugin(c) => commands::plugin::run(c),
+        cli::Command::Mcp(cli::McpCommand::Serve(a)) => commands::mcp::serve(a),
     };
     match result {
         Ok(code) => code.into(),

@@ -107,6 +107,13 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, "the crew file")
+    }
+}
+
+impl Diagnostics {
+    /// Every diagnostic, then how many there are in `noun` ("the policy file").
+    pub fn write(&self, f: &mut fmt::Formatter<'_>, noun: &str) -> fmt::Result {
         for (i, d) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str("\n\n")?;
@@ -116,7 +123,7 @@ impl fmt::Display for Diagnostics {
         let n = self.0.len();
         write!(
             f,
-            "\n\n{n} error{} in the crew file",
+            "\n\n{n} error{} in {noun}",
             if n == 1 { "" } else { "s" }
         )
     }

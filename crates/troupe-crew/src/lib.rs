@@ -22,4 +22,4 @@ pub mod wire;
 
 pub use diag::{Diagnostic, Diagnostics, JsonPath, Source, Target};
 pub use model::*;
-pub use validate::{LoadError, load, parse};
+pub use validate::{LoadError, load, load_policy, parse, parse_policy};

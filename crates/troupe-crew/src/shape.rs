@@ -10,7 +10,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind as K};
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, JsonPath, Seg, Source, Target, did_you_mean, list};
-use crate::schema::{crew_validator, keys_at, type_at, values_at};
+use crate::schema::FileSchema;
 
 /// How many times the file is repaired and validated again: a repair can only reveal the
 /// problems of the value it fills in, so two rounds suffice; four leave room.
@@ -44,21 +44,28 @@ enum Repair {
     Fill(JsonPath),
 }
 
-/// Validates `value` against the crew schema, describing every error once, and repairs it in
-/// place so that it deserialises whenever the repairs allow.
-pub fn check(source: &Source, value: &mut Value) -> Shape {
+/// Validates `value` against the file's schema (the crew's: [`crate::schema::crew`]),
+/// describing every error once, and repairs it in place so that it deserialises whenever the
+/// repairs allow.
+pub fn check(schema: &FileSchema, source: &Source, value: &mut Value) -> Shape {
     let mut shape = Shape {
         diagnostics: Vec::new(),
         repaired: Vec::new(),
     };
-    let validator = match crew_validator() {
+    let validator = match schema.validator() {
         Ok(v) => v,
         Err(e) => {
             shape.diagnostics.push(source.diagnostic(
                 &JsonPath::root(),
                 Target::Value,
-                format!("internal error: the crew schema does not compile: {e}"),
-                Some("this is a bug in Troupe: please report it with the crew file".into()),
+                format!(
+                    "internal error: the schema of {} does not compile: {e}",
+                    schema.noun
+                ),
+                Some(format!(
+                    "this is a bug in Troupe: please report it with {}",
+                    schema.noun
+                )),
             ));
             return shape;
         }
@@ -68,7 +75,7 @@ pub fn check(source: &Source, value: &mut Value) -> Shape {
         let mut repairs = Vec::new();
         for err in validator.iter_errors(value) {
             for leaf in leaves(err.to_owned()) {
-                describe(source, &leaf, &mut found, &mut repairs);
+                describe(schema, source, &leaf, &mut found, &mut repairs);
             }
         }
         if repairs.is_empty() {
@@ -78,7 +85,7 @@ pub fn check(source: &Source, value: &mut Value) -> Shape {
         push_new(&mut shape.diagnostics, found);
         let mut changed = false;
         for r in repairs {
-            changed |= apply(value, r, &mut shape.repaired);
+            changed |= apply(schema, value, r, &mut shape.repaired);
         }
         if !changed {
             break;
@@ -138,15 +145,16 @@ fn is_not_null(e: &ValidationError<'_>) -> bool {
     matches!(e.kind(), K::Type { kind: TypeKind::Single(t) } if t.to_string() == "null")
 }
 
-fn key_name(path: &JsonPath) -> String {
+fn key_name(schema: &FileSchema, path: &JsonPath) -> String {
     match path.0.last() {
         Some(Seg::Key(k)) => format!("`{k}`"),
         Some(Seg::Index(_)) => format!("`{path}`"),
-        None => "the crew file".into(),
+        None => schema.noun.into(),
     }
 }
 
 fn describe(
+    schema: &FileSchema,
     source: &Source,
     err: &ValidationError<'_>,
     out: &mut Vec<Diagnostic>,
@@ -154,13 +162,13 @@ fn describe(
 ) {
     let path = JsonPath::from_pointer(err.instance_path().as_str());
     let instance = err.instance();
-    let key = key_name(&path);
+    let key = key_name(schema, &path);
     let mut push = |p: &JsonPath, target, message: String, hint: String| {
         out.push(source.diagnostic(p, target, message, Some(hint)));
     };
     match err.kind() {
         K::AdditionalProperties { unexpected } => {
-            let allowed = keys_at(&path);
+            let allowed = schema.keys_at(&path);
             for k in unexpected {
                 let hint = did_you_mean(k, allowed.iter().map(String::as_str))
                     .unwrap_or_else(|| format!("allowed keys here: {}", list(&allowed)));
@@ -235,7 +243,7 @@ fn describe(
         K::Enum { .. } | K::Constant { .. } | K::OneOfNotValid { .. } | K::AnyOf { .. }
             if instance.is_string() =>
         {
-            let allowed = values_at(&path);
+            let allowed = schema.values_at(&path);
             let found = instance.as_str().unwrap_or_default();
             let hint = did_you_mean(found, allowed.iter().map(String::as_str))
                 .unwrap_or_else(|| format!("use one of {}", list(&allowed)));
@@ -248,9 +256,9 @@ fn describe(
             repairs.push(Repair::Replace(path));
         }
         _ => {
-            let allowed = values_at(&path);
+            let allowed = schema.values_at(&path);
             let hint = if allowed.is_empty() {
-                format!("`troupe schema` prints what {key} accepts")
+                format!("`{}` prints what {key} accepts", schema.command)
             } else {
                 format!("use one of {}", list(&allowed))
             };
@@ -271,7 +279,12 @@ fn round(v: &Value) -> String {
 }
 
 /// Applies a repair; false when it changed nothing (the value cannot be repaired further).
-fn apply(value: &mut Value, repair: Repair, repaired: &mut Vec<JsonPath>) -> bool {
+fn apply(
+    schema: &FileSchema,
+    value: &mut Value,
+    repair: Repair,
+    repaired: &mut Vec<JsonPath>,
+) -> bool {
     match repair {
         Repair::RemoveKeys(path, keys) => {
             let Some(Value::Object(obj)) = pointer_mut(value, &path) else {
@@ -287,7 +300,7 @@ fn apply(value: &mut Value, repair: Repair, repaired: &mut Vec<JsonPath>) -> boo
             let Some((parent, Seg::Key(k))) = split(&path) else {
                 return false;
             };
-            let stand_in = placeholder(&path);
+            let stand_in = placeholder(schema, &path);
             let Some(Value::Object(obj)) = pointer_mut(value, &parent) else {
                 return false;
             };
@@ -302,7 +315,7 @@ fn apply(value: &mut Value, repair: Repair, repaired: &mut Vec<JsonPath>) -> boo
             let Some((parent, last)) = split(&path) else {
                 return false;
             };
-            let stand_in = placeholder(&path);
+            let stand_in = placeholder(schema, &path);
             let changed = match (pointer_mut(value, &parent), last) {
                 // An optional key goes; a required one is filled in by the next round.
                 (Some(Value::Object(obj)), Seg::Key(k)) => obj.remove(&k).is_some(),
@@ -336,8 +349,8 @@ fn pointer_mut<'v>(value: &'v mut Value, path: &JsonPath) -> Option<&'v mut Valu
 }
 
 /// The emptiest value of the type the schema gives `path`.
-fn placeholder(path: &JsonPath) -> Value {
-    match type_at(path).as_deref() {
+fn placeholder(schema: &FileSchema, path: &JsonPath) -> Value {
+    match schema.type_at(path).as_deref() {
         Some("array") => Value::Array(Vec::new()),
         Some("object") => Value::Object(Default::default()),
         Some("integer" | "number") => Value::from(1),

@@ -136,24 +136,52 @@ const MCP_LIMITS: &[(&str, u64, u64, &str)] = &[
 pub enum LoadError {
     /// The OS error is part of the message, not a `source`: the CLI prints the error chain,
     /// which would print it twice.
-    #[error("cannot read crew file `{}`: {error}\n  hint: check the path; crew files are JSON, e.g. `crews/research-report.json`", file.display())]
+    #[error("cannot read {what} `{}`: {error}\n  hint: check the path; {what}s are JSON, e.g. `{example}`", file.display(), example = if *what == "crew file" { "crews/research-report.json" } else { "plugins/policy.json" })]
     Io {
+        /// "crew file", "policy file".
+        what: &'static str,
         file: PathBuf,
         error: std::io::Error,
     },
-    #[error("{}:{line}:{column}: the crew file is not UTF-8 text\n  hint: save it as UTF-8 (JSON files are UTF-8); the byte here belongs to another encoding", file.display())]
+    #[error("{}:{line}:{column}: the {what} is not UTF-8 text\n  hint: save it as UTF-8 (JSON files are UTF-8); the byte here belongs to another encoding", file.display())]
     NotUtf8 {
+        what: &'static str,
         file: PathBuf,
         line: usize,
         column: usize,
     },
     #[error(transparent)]
     Invalid(#[from] Diagnostics),
+    /// A plugin policy's problems.
+    #[error("{}", PolicyErrors(.0))]
+    InvalidPolicy(Diagnostics),
+}
+
+struct PolicyErrors<'a>(&'a Diagnostics);
+
+impl std::fmt::Display for PolicyErrors<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.write(f, "the policy file")
+    }
 }
 
 /// Reads and validates a crew file, filling its templates with `inputs` over the file's own `inputs`.
 pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, LoadError> {
+    let (source, dir) = read(path, "crew file")?;
+    parse(source, dir, inputs).map_err(LoadError::Invalid)
+}
+
+/// Reads and validates a plugin policy (`troupe mcp serve --policy`): a crew's `plugins`, on
+/// their own, checked as in a crew (paths relative to the policy file).
+pub fn load_policy(path: &Path) -> Result<Vec<PluginDecl>, LoadError> {
+    let (source, dir) = read(path, "policy file")?;
+    parse_policy(source, dir).map_err(LoadError::InvalidPolicy)
+}
+
+/// A file's text (UTF-8 or a located error) and its directory.
+fn read(path: &Path, what: &'static str) -> Result<(Arc<Source>, PathBuf), LoadError> {
     let bytes = std::fs::read(path).map_err(|error| LoadError::Io {
+        what,
         file: path.to_path_buf(),
         error,
     })?;
@@ -163,6 +191,7 @@ pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, Load
         let line = valid.matches('\n').count() + 1;
         let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         LoadError::NotUtf8 {
+            what,
             file: path.to_path_buf(),
             line,
             column,
@@ -172,7 +201,66 @@ pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, Load
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    parse(Source::new(path, text), dir, inputs).map_err(LoadError::Invalid)
+    Ok((Source::new(path, text), dir))
+}
+
+/// Validates policy text already in memory, every problem at once, as [`parse`] does a crew's.
+pub fn parse_policy(source: Arc<Source>, dir: PathBuf) -> Result<Vec<PluginDecl>, Diagnostics> {
+    let (file, shape, mut errors) = shaped::<wire::PolicyFile>(crate::schema::policy(), &source)?;
+    let mut checker = Checker {
+        source: &source,
+        dir,
+        errors: Vec::new(),
+    };
+    let plugins = checker.plugins(&file.plugins);
+    errors.extend(
+        checker
+            .errors
+            .into_iter()
+            .filter(|d| !shape.covers(&d.path)),
+    );
+    if errors.is_empty() {
+        Ok(plugins)
+    } else {
+        Err(sorted(errors))
+    }
+}
+
+/// Syntax, duplicate keys and shape (against `schema`, repaired so that the checks of meaning
+/// can go on), then the wire value: with the shape errors, or every error when the repairs
+/// could not make it readable.
+fn shaped<T: serde::de::DeserializeOwned>(
+    schema: &crate::schema::FileSchema,
+    source: &Source,
+) -> Result<(T, shape::Shape, Vec<Diagnostic>), Diagnostics> {
+    let mut value: Value = match serde_json::from_str(&source.text) {
+        Ok(v) => v,
+        Err(e) => return Err(Diagnostics(vec![syntax_error(source, &e)])),
+    };
+    let mut errors = shape::duplicate_keys(source);
+    let shape = shape::check(schema, source, &mut value);
+    errors.extend(shape.diagnostics.iter().cloned());
+    match serde_path_to_error::deserialize(&value) {
+        Ok(f) => Ok((f, shape, errors)),
+        // The schema and the wire types are generated from one another, so this is rare (a
+        // number too large for its type); when the repairs could not make the file readable,
+        // the shape errors are all there is to say.
+        Err(e) => {
+            if errors.is_empty() {
+                let path = JsonPath::from_pointer(&pointer_of(e.path()));
+                errors.push(source.diagnostic(
+                    &path,
+                    Target::Value,
+                    format!("`{path}`: {}", e.inner()),
+                    Some(format!(
+                        "`{}` prints the type and range each key accepts",
+                        schema.command
+                    )),
+                ));
+            }
+            Err(sorted(errors))
+        }
+    }
 }
 
 /// Validates crew-file text already in memory: syntax, then shape and meaning in one pass, so
@@ -184,31 +272,7 @@ pub fn parse(
     dir: PathBuf,
     inputs: &BTreeMap<String, String>,
 ) -> Result<Crew, Diagnostics> {
-    let mut value: Value = match serde_json::from_str(&source.text) {
-        Ok(v) => v,
-        Err(e) => return Err(Diagnostics(vec![syntax_error(&source, &e)])),
-    };
-    let mut errors = shape::duplicate_keys(&source);
-    let shape = shape::check(&source, &mut value);
-    errors.extend(shape.diagnostics.iter().cloned());
-    let file: CrewFile = match serde_path_to_error::deserialize(&value) {
-        Ok(f) => f,
-        // The schema and the wire types are generated from one another, so this is rare (a
-        // number too large for its type); when the repairs could not make the file readable,
-        // the shape errors are all there is to say.
-        Err(e) => {
-            if errors.is_empty() {
-                let path = JsonPath::from_pointer(&pointer_of(e.path()));
-                errors.push(source.diagnostic(
-                    &path,
-                    Target::Value,
-                    format!("`{path}`: {}", e.inner()),
-                    Some("`troupe schema` prints the type and range each key accepts".into()),
-                ));
-            }
-            return Err(sorted(errors));
-        }
-    };
+    let (file, shape, mut errors) = shaped::<CrewFile>(crate::schema::crew(), &source)?;
     let checked = Checker {
         source: &source,
         dir: dir.clone(),
@@ -664,7 +728,7 @@ impl Checker<'_> {
                 self.err(
                     path.key("path"),
                     format!("plugin file `{}` does not exist", file.display()),
-                    "build the plugins with `plugins/build.sh`, or fix the path (it is relative to the crew file)",
+                    "build the plugins with `plugins/build.sh`, or fix the path (it is relative to this file)",
                 );
             }
             let grants = p.grants.clone().unwrap_or_default();

@@ -102,6 +102,49 @@ pub struct PluginSpec {
     pub limits: Option<PluginLimitsSpec>,
 }
 
+impl CrewFile {
+    /// The crew's `{placeholder}` inputs, each with its default when the file gives one (the
+    /// placeholders filled per document are not inputs).
+    pub fn inputs_wanted(&self) -> BTreeMap<String, Option<String>> {
+        let mut inputs: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for t in &self.tasks {
+            for text in std::iter::once(&t.description).chain(t.expected_output.iter()) {
+                for p in crate::template::placeholders(text) {
+                    if !crate::template::DOCUMENT_VARS.contains(&p.as_str()) {
+                        inputs.entry(p).or_insert(None);
+                    }
+                }
+            }
+        }
+        for (k, v) in &self.inputs {
+            inputs.insert(k.clone(), Some(v.clone()));
+        }
+        inputs
+    }
+
+    /// Whether the crew works on documents (`for_each` tasks, `docs.*` tools, or a
+    /// `documents` block).
+    pub fn uses_documents(&self) -> bool {
+        self.documents.is_some()
+            || self.tasks.iter().any(|t| t.for_each.is_some())
+            || self
+                .agents
+                .iter()
+                .any(|a| a.tools.iter().any(|t| t.starts_with("docs.")))
+    }
+}
+
+/// The plugins `troupe mcp serve` offers and what each may do: a crew's `plugins`, on their own.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Path or URL of this file's JSON Schema, for editors. Ignored by Troupe.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Each plugin as a crew's `plugins[]` entry writes it (`path` relative to this file).
+    pub plugins: Vec<PluginSpec>,
+}
+
 /// An MCP server: `command` (a local process, spoken to over stdio) or `url` (streamable
 /// HTTP), not both.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

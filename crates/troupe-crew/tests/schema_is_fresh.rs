@@ -13,6 +13,25 @@ fn checked_in_schema_matches_the_types() {
     );
 }
 
+/// `schema/policy.schema.json` likewise (`troupe schema --policy`); the example policy keeps it.
+#[test]
+fn checked_in_policy_schema_matches_the_types_and_the_example() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let on_disk = std::fs::read_to_string(root.join("schema/policy.schema.json"))
+        .expect("schema/policy.schema.json exists");
+    assert!(
+        on_disk == troupe_crew::schema::policy().pretty(),
+        "schema/policy.schema.json is stale: run `cargo run -p troupe-cli -- schema --policy --out schema/policy.schema.json`"
+    );
+    let example = root.join("plugins/policy.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&example).unwrap()).unwrap();
+    assert_eq!(v["$schema"], "../schema/policy.schema.json");
+    let validator = troupe_crew::schema::policy().validator().unwrap();
+    let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 #[test]
 fn every_example_crew_declares_and_satisfies_the_schema() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crews");

@@ -60,7 +60,7 @@ impl State {
             return Ok(Ok(()));
         }
         let message = format!(
-            "{what} was not granted to this plugin: add `{key}` to its `grants` in the crew file"
+            "{what} was not granted to this plugin: add `{key}` to its `grants` (its entry in the crew file, or in the policy of `troupe mcp serve`)"
         );
         self.denied_total += 1;
         if self.denied.len() < MAX_DENIAL_MESSAGES && !self.denied.contains(&message) {
@@ -69,7 +69,7 @@ impl State {
         if self.denied_total >= MAX_DENIALS_PER_CALL {
             return Err(Stopped {
                 message: format!(
-                    "the plugin was stopped after {} denied requests in one call (the last: {what}); add `{key}` to its `grants` in the crew file if it needs it",
+                    "the plugin was stopped after {} denied requests in one call (the last: {what}); add `{key}` to its `grants` if it needs it",
                     self.denied_total
                 ),
                 limit: grant,

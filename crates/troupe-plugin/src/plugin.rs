@@ -177,6 +177,30 @@ pub struct Plugin {
     services: Services,
 }
 
+impl Plugin {
+    /// The same plugin — compiled code, grants, limits, documents and config shared — with a
+    /// key-value space of its own, empty: for callers that must not see each other's (each
+    /// session of an MCP server).
+    pub fn with_own_kv(&self) -> Plugin {
+        Plugin {
+            id: self.id.clone(),
+            path: self.path.clone(),
+            kind: self.kind,
+            description: self.description.clone(),
+            grants: self.grants.clone(),
+            limits: self.limits.clone(),
+            cache: self.cache,
+            cache_note: self.cache_note.clone(),
+            load_time: self.load_time,
+            pre: self.pre.clone(),
+            services: Services {
+                kv: Default::default(),
+                ..self.services.clone()
+            },
+        }
+    }
+}
+
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")

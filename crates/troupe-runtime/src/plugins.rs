@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use troupe_crew::{Crew, Diagnostic, JsonPath, Target};
+use troupe_crew::{Crew, Diagnostic, JsonPath, PluginDecl, Target};
 use troupe_docs::Corpus;
 use troupe_llm::{BoxFuture, ToolSpec};
 use troupe_plugin::load::Kind;
@@ -30,29 +30,7 @@ pub async fn load(
             documents: corpus.clone(),
             ..Services::default()
         };
-        loading.spawn(async move {
-            let grants = Grants {
-                documents: decl.documents,
-                kv: decl.kv,
-                http: decl.http.clone(),
-            };
-            let limits = Limits {
-                deadline: decl.deadline,
-                memory_bytes: decl.memory_bytes,
-                output_bytes: decl.output_bytes,
-                stdio_bytes: decl.stdio_bytes,
-                log_lines: decl.log_lines,
-                http_bytes: decl.http_bytes,
-                kv_bytes: decl.kv_bytes,
-                kv_keys: decl.kv_keys,
-            };
-            let services = Services {
-                config: decl.config.clone(),
-                ..services
-            };
-            let loaded = Plugin::load(&decl.id, &decl.path, grants, limits, services).await;
-            (n, loaded)
-        });
+        loading.spawn(async move { (n, load_decl(&decl, services).await) });
     }
     let mut results: Vec<_> = loading.join_all().await;
     results.sort_by_key(|(n, _)| *n);
@@ -103,6 +81,31 @@ pub async fn load(
     } else {
         Err(problems)
     }
+}
+
+/// Loads one plugin with the grants, limits and config its declaration gives it (a crew's
+/// `plugins[]` entry, or a policy's), and `services` for the rest.
+pub async fn load_decl(decl: &PluginDecl, services: Services) -> Result<Plugin, PluginError> {
+    let grants = Grants {
+        documents: decl.documents,
+        kv: decl.kv,
+        http: decl.http.clone(),
+    };
+    let limits = Limits {
+        deadline: decl.deadline,
+        memory_bytes: decl.memory_bytes,
+        output_bytes: decl.output_bytes,
+        stdio_bytes: decl.stdio_bytes,
+        log_lines: decl.log_lines,
+        http_bytes: decl.http_bytes,
+        kv_bytes: decl.kv_bytes,
+        kv_keys: decl.kv_keys,
+    };
+    let services = Services {
+        config: decl.config.clone(),
+        ..services
+    };
+    Plugin::load(&decl.id, &decl.path, grants, limits, services).await
 }
 
 /// Registers every tool of `plugins`; calls report to `events`. A tool whose name is already
@@ -161,7 +164,7 @@ impl Tool for PluginTool {
 }
 
 /// The events of one call: `plugin_call`, then a `limit_hit` for each limit the call reached.
-fn call_events(id: &str, tool: &str, limits: &Limits, report: &CallReport) -> Vec<EventKind> {
+pub fn call_events(id: &str, tool: &str, limits: &Limits, report: &CallReport) -> Vec<EventKind> {
     let hit = |limit: &str, value: String, key: &str, action: String| EventKind::LimitHit {
         task: None,
         agent: None,

@@ -387,6 +387,9 @@ async fn create_run(
     } else {
         None
     };
+    // A run the queue would refuse is refused before its documents are read, its plugins
+    // compiled and its MCP servers started.
+    state.runs.would_take().map_err(manager::refusal)?;
     // What `troupe validate` checks: the documents, the plugins, every tool and model.
     let loaded = match &documents {
         Some(source) => {

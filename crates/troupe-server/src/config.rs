@@ -32,6 +32,8 @@ pub struct ServeConfig {
     pub models: Arc<dyn ModelFactory>,
     /// A sink of each run's events besides the live streams (tracing).
     pub run_sinks: Option<RunSinks>,
+    /// Tools served over MCP (streamable HTTP) at `/mcp`, behind the same token.
+    pub mcp: Option<troupe_mcp::McpService>,
 }
 
 /// Why a server cannot start or stopped.

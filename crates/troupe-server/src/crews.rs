@@ -74,21 +74,10 @@ pub fn scan(dir: &Path) -> BTreeMap<String, CrewFile> {
 /// What the listing says of one crew file.
 pub fn info(dir: &Path, name: &str, file: &CrewFile) -> CrewInfo {
     let wire: Option<troupe_crew::wire::CrewFile> = serde_json::from_str(&file.text).ok();
-    let mut inputs: BTreeMap<String, Option<String>> = BTreeMap::new();
-    if let Some(w) = &wire {
-        for t in &w.tasks {
-            for text in std::iter::once(&t.description).chain(t.expected_output.iter()) {
-                for p in troupe_crew::template::placeholders(text) {
-                    if !troupe_crew::template::DOCUMENT_VARS.contains(&p.as_str()) {
-                        inputs.entry(p).or_insert(None);
-                    }
-                }
-            }
-        }
-        for (k, v) in &w.inputs {
-            inputs.insert(k.clone(), Some(v.clone()));
-        }
-    }
+    let inputs = wire
+        .as_ref()
+        .map(troupe_crew::wire::CrewFile::inputs_wanted)
+        .unwrap_or_default();
     let parsed = troupe_crew::parse(
         troupe_crew::Source::new(&file.path, file.text.clone()),
         file.path
@@ -101,12 +90,9 @@ pub fn info(dir: &Path, name: &str, file: &CrewFile) -> CrewInfo {
         Ok(_) => (true, Vec::new()),
         Err(d) => (false, ApiError::invalid_crew(d).body.diagnostics),
     };
-    let uses_documents = wire.as_ref().is_some_and(|w| {
-        w.tasks.iter().any(|t| t.for_each.is_some())
-            || w.agents
-                .iter()
-                .any(|a| a.tools.iter().any(|t| t.starts_with("docs.")))
-    });
+    let uses_documents = wire
+        .as_ref()
+        .is_some_and(troupe_crew::wire::CrewFile::uses_documents);
     CrewInfo {
         name: name.to_string(),
         description: wire.as_ref().and_then(|w| w.description.clone()),

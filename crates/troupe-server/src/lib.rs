@@ -18,7 +18,8 @@
 //!   clients upload;
 //! - [`auth`]: the bearer token, checked on every request;
 //! - [`error`]: one JSON error shape, with the `hint` and the located diagnostics the CLI prints;
-//! - [`page`]: the web page, compiled into the binary.
+//! - [`page`]: the web page, compiled into the binary;
+//! - `/mcp`: the plugins of `ServeConfig::mcp` as MCP tools over streamable HTTP (`troupe_mcp`).
 
 pub mod api;
 pub mod auth;
@@ -54,9 +55,20 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(ServeError::Io)?;
     config.check_bind(addr)?;
+    let mcp = config.mcp.clone();
     let state = start(config)?;
-    let (router, _) = api::router(state.clone());
+    let (mut router, _) = api::router(state.clone());
     let stop = tokio_util::sync::CancellationToken::new();
+    if let Some(service) = mcp {
+        // Behind the token like every route; on loopback, `Host` must be a loopback name too
+        // (a web page cannot rebind its own name to this server). Its sessions end with the
+        // server.
+        let endpoint =
+            troupe_mcp::http_service(service, addr.ip().is_loopback(), stop.child_token());
+        router = router.merge(axum::Router::new().nest_service("/mcp", endpoint).layer(
+            axum::middleware::from_fn_with_state(state.clone(), crate::auth::check),
+        ));
+    }
     let stopping = stop.clone();
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(async move { stopping.cancelled().await });

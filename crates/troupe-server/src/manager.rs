@@ -130,6 +130,20 @@ impl Manager {
         Ok(Submitted::Queued(slots.queue.len() - 1))
     }
 
+    /// Whether a run submitted now would be taken (started or queued): checked before the work
+    /// of making a run ready (loading documents and plugins, starting its MCP servers) is done
+    /// for one that would be refused. `submit` decides; this only spares the work.
+    pub fn would_take(&self) -> Result<(), Refused> {
+        let slots = self.slots();
+        if slots.stopping {
+            return Err(Refused::Stopping);
+        }
+        if slots.running >= self.max_runs && slots.queue.len() >= self.max_queue {
+            return Err(Refused::Full);
+        }
+        Ok(())
+    }
+
     /// Runs executing now, and runs waiting for a slot.
     pub fn load(&self) -> (usize, usize) {
         let slots = self.slots();

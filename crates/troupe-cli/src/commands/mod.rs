@@ -1,4 +1,5 @@
 pub mod approve;
+pub mod mcp;
 pub mod plugin;
 pub mod resume;
 pub mod run;
@@ -30,9 +31,10 @@ pub fn open_store(args: &crate::cli::StoreArgs) -> Result<Arc<troupe_store::Stor
 /// Loads and validates a crew file; every problem is a user error.
 pub fn load(path: &Path, inputs: &BTreeMap<String, String>) -> Result<Crew, Failure> {
     troupe_crew::load(path, inputs).map_err(|e| match e {
-        LoadError::Io { .. } | LoadError::NotUtf8 { .. } | LoadError::Invalid(_) => {
-            Failure::user(e)
-        }
+        LoadError::Io { .. }
+        | LoadError::NotUtf8 { .. }
+        | LoadError::Invalid(_)
+        | LoadError::InvalidPolicy(_) => Failure::user(e),
     })
 }
 

@@ -1,4 +1,5 @@
-//! `troupe schema`: the crew file's JSON Schema, generated from the Rust types.
+//! `troupe schema`: the crew file's JSON Schema (or a plugin policy's), generated from the Rust
+//! types.
 
 use anyhow::Context;
 
@@ -6,7 +7,11 @@ use crate::cli::SchemaArgs;
 use crate::exit::{Failure, OK};
 
 pub fn run(args: SchemaArgs) -> Result<u8, Failure> {
-    let schema = troupe_crew::schema::crew_schema_pretty();
+    let schema = if args.policy {
+        troupe_crew::schema::policy().pretty()
+    } else {
+        troupe_crew::schema::crew_schema_pretty()
+    };
     match args.out {
         Some(path) => std::fs::write(&path, schema)
             .with_context(|| format!("cannot write `{}`", path.display()))

@@ -40,6 +40,7 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
         max_upload_mb: args.max_upload_mb,
         models: Arc::new(ProviderFactory::from_env()),
         run_sinks: None,
+        mcp: None,
     };
     let tracing = match &args.otlp.otlp {
         Some(url) => Some(Arc::new(troupe_otel::Tracing::start(url, "troupe").map_err(
@@ -61,6 +62,32 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(anyhow!("cannot start the async runtime: {e}")))?;
+    if !args.mcp_plugins.is_empty() || args.mcp_policy.is_some() {
+        let (decls, notes) =
+            super::mcp::plugin_decls(&args.mcp_plugins, args.mcp_policy.as_deref())?;
+        let log: troupe_mcp::Log = Arc::new(|line: &str| {
+            crate::term::err_line(&format!("troupe serve: mcp: {line}"));
+        });
+        for note in notes {
+            log(&note);
+        }
+        if decls.is_empty() {
+            return Err(Failure::user(anyhow!(
+                "`--mcp-policy`: the policy lists no plugins\n  hint: add plugins to its `plugins`, or name them with `--mcp-plugin FILE`"
+            )));
+        }
+        if let Some(d) = decls.iter().find(|d| d.documents) {
+            log(&format!(
+                "warning: plugin `{}` is granted `documents`, but `/mcp` serves no documents: it will find none",
+                d.id
+            ));
+        }
+        let tools = runtime
+            .block_on(troupe_mcp::plugins::load(&decls, None, log))
+            .map_err(|e| Failure::user(anyhow!("{e}")))?;
+        config.mcp =
+            Some(troupe_mcp::McpService::new(tools).map_err(|e| Failure::user(anyhow!("{e}")))?);
+    }
     let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.bind).await.map_err(|e| {
             Failure::user(anyhow!(
@@ -73,8 +100,12 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
             .map_err(|e| Failure::internal(anyhow!("{e}")))?;
         config.check_bind(addr).map_err(Failure::user)?;
         crate::term::err_line(&format!(
-            "troupe serve: listening on http://{addr} (API: /v1, OpenAPI: /v1/openapi.json; the page: /{}) · store {}",
+            "troupe serve: listening on http://{addr} (API: /v1, OpenAPI: /v1/openapi.json; the page: /{}{}) · store {}",
             if config.token.is_some() { "?token=…" } else { "" },
+            match &config.mcp {
+                Some(m) => format!("; MCP: /mcp, {} tool(s)", m.tool_names().count()),
+                None => String::new(),
+            },
             config.store.display()
         ));
         troupe_server::serve(config, listener, stop_signal())
@@ -92,7 +123,7 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
+pub async fn stop_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

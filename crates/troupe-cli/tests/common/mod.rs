@@ -131,3 +131,49 @@ pub fn cited_statement(spec: &Path) -> String {
         .join(" ");
     format!("The document says {quote} \"{quote}\" [{}].", chunk.id)
 }
+
+/// A WAT plugin `kv` whose one tool `get` reads the key `k` of its key-value space: `ok` when it
+/// may, else the host's refusal as the tool's error.
+pub fn kv_wat() -> String {
+    let describe = r#"{"name": "kv", "version": "1", "tools": [{"name": "get", "description": "d", "parameters": {"type": "object"}}]}"#;
+    format!(
+        r#"(module
+  (import "troupe:plugin/host@0.1.0" "kv-get" (func $kv_get (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 32768))
+  (data (i32.const 1024) "{escaped}")
+  (data (i32.const 3000) "ok")
+  (data (i32.const 3100) "k")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $bump) (i32.const 7)) (i32.const -8)))
+    (global.set $bump (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  (func (export "describe") (result i32)
+    (i32.store (i32.const 16) (i32.const 1024))
+    (i32.store (i32.const 20) (i32.const {len}))
+    (i32.const 16))
+  (func (export "invoke") (param i32 i32 i32 i32) (result i32)
+    (call $kv_get (i32.const 3100) (i32.const 1) (i32.const 48))
+    (if (i32.load8_u (i32.const 48))
+      (then
+        (i32.store8 (i32.const 32) (i32.const 1))
+        (i32.store (i32.const 36) (i32.load (i32.const 52)))
+        (i32.store (i32.const 40) (i32.load (i32.const 56))))
+      (else
+        (i32.store8 (i32.const 32) (i32.const 0))
+        (i32.store (i32.const 36) (i32.const 3000))
+        (i32.store (i32.const 40) (i32.const 2))))
+    (i32.const 32)))"#,
+        escaped = describe.replace('"', "\\\""),
+        len = describe.len()
+    )
+}
+
+/// The same plugin, looping forever in its call (for deadlines).
+pub fn looping_wat() -> String {
+    kv_wat().replace(
+        "(call $kv_get (i32.const 3100) (i32.const 1) (i32.const 48))",
+        "(loop $l (br $l))",
+    )
+}

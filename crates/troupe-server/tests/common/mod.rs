@@ -33,6 +33,7 @@ pub fn config(dir: &Path) -> ServeConfig {
             (k == "OPENAI_API_KEY").then(|| "test-key".to_string())
         })),
         run_sinks: None,
+        mcp: None,
     }
 }
 
