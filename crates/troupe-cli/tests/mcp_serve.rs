@@ -509,3 +509,71 @@ fn a_bad_policy_or_nothing_to_serve_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read plugin `no/such.wasm`"));
 }
+
+/// A client that goes away while a crew runs (its stdin closed) leaves the run interrupted in
+/// the store — resumable — not running forever or lost.
+#[test]
+fn a_crew_run_whose_client_goes_away_is_interrupted_and_stays_resumable() {
+    use std::io::Write;
+    let server =
+        FakeServer::start(|_| Reply::text("too late").after(std::time::Duration::from_secs(60)));
+    let tmp = tempfile::tempdir().unwrap();
+    let name = format!("slow-{}", std::process::id());
+    let crew = crew_file(
+        tmp.path(),
+        "crew.json",
+        &json!({
+            "name": name,
+            "agents": [{"id": "a", "role": "Researcher", "goal": "g"}],
+            "tasks": [{"id": "t", "agent": "a", "description": "Think."}]
+        }),
+    );
+    let mut child = troupe(&server.url)
+        .args(["mcp", "serve", "--quiet", "--crew"])
+        .arg(&crew)
+        .arg("--out")
+        .arg(tmp.path().join("runs"))
+        .current_dir(tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        &format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#
+        ),
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    // The run is waiting for its model; then the client goes.
+    for _ in 0..600 {
+        if !server.requests().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(server.requests().len(), 1, "the run never asked its model");
+    drop(stdin);
+    let mut ended = None;
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            ended = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if ended.is_none() {
+        let _ = child.kill();
+    }
+    assert!(ended.is_some(), "the server did not end with its client");
+    let o = troupe(&server.url)
+        .args(["runs", "--crew", &name, "--status", "interrupted"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(listed.matches(name.as_str()).count(), 1, "{}", text(&o));
+}

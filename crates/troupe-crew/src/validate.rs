@@ -114,8 +114,8 @@ const MCP_LIMITS: &[(&str, u64, u64, &str)] = &[
     (
         "output_kb",
         256,
-        65_536,
-        "64 MiB; a result goes into a model's context, which holds far less",
+        16_384,
+        "16 MiB: the MCP SDK reads no longer message, and a result goes into a model's context, which holds far less",
     ),
     (
         "start_timeout_ms",

@@ -190,14 +190,17 @@ pub async fn serve_stdio(service: McpService, stop: CancellationToken) -> std::i
 /// copy ([`McpService::for_session`]). `loopback_only`: only `localhost`, `127.0.0.1` and `::1`
 /// are accepted as the `Host` (against DNS rebinding); otherwise any host, the caller guarding
 /// the endpoint with its token. A request with an `Origin` (a web page's) is refused: the
-/// endpoint is for MCP clients, not for pages.
+/// endpoint is for MCP clients, not for pages. A request body over `max_body` bytes is refused
+/// (413).
 pub fn http_service(
     service: McpService,
     loopback_only: bool,
+    max_body: usize,
     stop: CancellationToken,
 ) -> StreamableHttpService<McpService, LocalSessionManager> {
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(stop)
+        .with_max_request_body_bytes(max_body)
         .enforce_origin_validation();
     if !loopback_only {
         config = config.disable_allowed_hosts();

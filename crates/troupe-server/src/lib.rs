@@ -63,8 +63,12 @@ pub async fn serve(
         // Behind the token like every route; on loopback, `Host` must be a loopback name too
         // (a web page cannot rebind its own name to this server). Its sessions end with the
         // server.
-        let endpoint =
-            troupe_mcp::http_service(service, addr.ip().is_loopback(), stop.child_token());
+        let endpoint = troupe_mcp::http_service(
+            service,
+            addr.ip().is_loopback(),
+            state.config.max_body_kb << 10,
+            stop.child_token(),
+        );
         router = router.merge(axum::Router::new().nest_service("/mcp", endpoint).layer(
             axum::middleware::from_fn_with_state(state.clone(), crate::auth::check),
         ));
