@@ -99,6 +99,12 @@ pub enum PluginCommand {
     },
     /// Run one call in the sandbox and print its result and what it used
     Call(PluginCallArgs),
+    /// Pin every plugin of a crew file (or a plugin policy) to the SHA-256 of its file as it is
+    /// now: a `sha256` in each `plugins[]` entry, the rest of the file kept as written
+    Lock {
+        /// The crew file or policy
+        file: PathBuf,
+    },
     /// Make a new plugin from a skeleton that `plugins/build.sh` builds
     New {
         /// The plugin's name (lowercase letters, digits, `_`)

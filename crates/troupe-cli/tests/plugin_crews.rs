@@ -591,3 +591,145 @@ fn plugin_new_makes_a_skeleton_that_builds_and_runs_in_every_language() {
         );
     }
 }
+
+/// `sha256` pins: `troupe plugin lock` writes each plugin's hash into the crew file and keeps
+/// the rest of it as written (a second lock changes nothing); the pinned crew runs, its
+/// `plugin_loaded` event naming the hash; a changed plugin file is refused before it runs,
+/// with both hashes.
+#[test]
+fn pinned_plugins_run_and_a_changed_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("kv.wat"), kv_wat()).unwrap();
+    let sha = troupe_plugin::sha256_hex(kv_wat().as_bytes());
+    let written = r#"{
+  "name": "pinned",
+  "plugins": [
+    {
+      "id": "kv",
+      "path": "kv.wat",
+      "grants": { "kv": true }
+    }
+  ],
+  "agents": [ { "id": "a", "role": "Tester", "goal": "g", "tools": ["kv.get"] } ],
+  "tasks":  [ { "id": "t", "agent": "a", "description": "Use the tool." } ]
+}
+"#;
+    let crew = tmp.path().join("crew.json");
+    std::fs::write(&crew, written).unwrap();
+    let lock = || {
+        troupe("http://unused")
+            .args(["plugin", "lock"])
+            .arg(&crew)
+            .output()
+            .unwrap()
+    };
+    let o = lock();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("{sha}  kv (")),
+        "{}",
+        text(&o)
+    );
+    let locked = std::fs::read_to_string(&crew).unwrap();
+    assert!(
+        locked.contains(&format!(r#""sha256": "{sha}""#)),
+        "{locked}"
+    );
+    // Every line written by hand is still there, as written.
+    for line in written.lines() {
+        assert!(
+            locked.lines().any(|l| l == line || l == format!("{line},")),
+            "`{line}` changed:\n{locked}"
+        );
+    }
+    assert_eq!(
+        locked.lines().count(),
+        written.lines().count() + 1,
+        "{locked}"
+    );
+    let o = lock();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("unchanged"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&crew).unwrap(), locked);
+
+    let server = FakeServer::start(|r| match r.tool_results().len() {
+        0 => Reply::tool_call("kv.get", "{}"),
+        _ => Reply::text("done"),
+    });
+    let out = tmp.path().join("out");
+    let o = run_crew(&server.url, &crew, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let loaded = of_type(&events(&out), "plugin_loaded")[0].clone();
+    assert_eq!(loaded["sha256"], sha.as_str());
+
+    // One byte more, and the file is not the one pinned.
+    std::fs::write(tmp.path().join("kv.wat"), format!("{}\n", kv_wat())).unwrap();
+    let changed = troupe_plugin::sha256_hex(format!("{}\n", kv_wat()).as_bytes());
+    let o = run_crew(&server.url, &crew, &tmp.path().join("out2"), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&changed) && err.contains(&sha), "{err}");
+    assert!(err.contains("plugins[0].path"), "{err}");
+    assert!(err.contains("troupe plugin lock"), "{err}");
+    assert_eq!(server.requests().len(), 2, "the refused run asked no model");
+}
+
+/// A plugin that declares what it needs: `troupe plugin inspect` shows it, and `troupe
+/// validate` warns with the exact grant to add when the crew grants less, and notes a grant the
+/// plugin never declared — warnings, not errors.
+#[test]
+fn validate_compares_the_grants_with_what_a_plugin_declares() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wat = kv_wat_describing(
+        r#"{"name": "kv", "version": "1", "capabilities": {"kv": true, "http": ["api.example.org"]}, "tools": [{"name": "get", "description": "d", "parameters": {"type": "object"}}]}"#,
+    );
+    std::fs::write(tmp.path().join("kv.wat"), &wat).unwrap();
+    let o = troupe("http://unused")
+        .args(["plugin", "inspect"])
+        .arg(tmp.path().join("kv.wat"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains(r#"asks for: {"kv": true, "http": ["api.example.org"]}"#),
+        "{}",
+        text(&o)
+    );
+    let crew = crew_file(
+        tmp.path(),
+        "crew.json",
+        &json!({
+            "name": "declared",
+            "llm": {"provider": "openai", "model": "m"},
+            "plugins": [{"id": "kv", "path": "kv.wat", "grants": {"documents": true}}],
+            "agents": [{"id": "a", "role": "Tester", "goal": "g", "tools": ["kv.get"]}],
+            "tasks": [{"id": "t", "agent": "a", "description": "Use the tool."}]
+        }),
+    );
+    let o = troupe("http://127.0.0.1:9/v1")
+        .arg("validate")
+        .arg(&crew)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("declares that it keeps a key-value space, but its entry does not grant `kv`")
+            && err.contains(r#"add `"grants": {"kv": true}` to `plugins[0]`"#),
+        "{err}"
+    );
+    assert!(
+        err.contains("declares HTTP requests to `api.example.org`")
+            && err.contains(r#"add `"api.example.org"` to its `grants.http`"#),
+        "{err}"
+    );
+    assert!(
+        err.contains("is granted `documents`, which it does not declare it uses"),
+        "{err}"
+    );
+    assert_eq!(err.matches("warning: ").count(), 3, "{err}");
+}

@@ -93,6 +93,8 @@ pub struct PluginDecl {
     pub kv_bytes: usize,
     /// Keys of the plugin's key-value space (`limits.kv_keys`).
     pub kv_keys: usize,
+    /// The SHA-256 the file must have (`sha256`, lowercase hex), when pinned.
+    pub sha256: Option<String>,
     /// Position in `plugins`, for locating diagnostics.
     pub index: usize,
 }

@@ -744,6 +744,16 @@ impl Checker<'_> {
             }
             let limits = p.limits.clone().unwrap_or_default();
             self.plugin_limits(&path.key("limits"), &limits);
+            let sha256 = p.sha256.as_ref().map(|h| h.to_ascii_lowercase());
+            if let Some(h) = &sha256
+                && (h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()))
+            {
+                self.err(
+                    path.key("sha256"),
+                    format!("`sha256` is `{h}`: not a SHA-256 (64 hexadecimal digits)"),
+                    "`troupe plugin lock FILE` writes the pin of every plugin; or `sha256sum` the plugin file",
+                );
+            }
             out.push(PluginDecl {
                 id: p.id.clone(),
                 path: file,
@@ -759,6 +769,7 @@ impl Checker<'_> {
                 http_bytes: (limits.http_kb.unwrap_or(1024) as usize) << 10,
                 kv_bytes: (limits.kv_kb.unwrap_or(1024) as usize) << 10,
                 kv_keys: limits.kv_keys.unwrap_or(1000) as usize,
+                sha256,
                 index: i,
             });
         }

@@ -100,6 +100,10 @@ pub struct PluginSpec {
     /// Limits of each call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<PluginLimitsSpec>,
+    /// The SHA-256 of the file (64 hex digits): a file with another hash is refused before it
+    /// runs. `troupe plugin lock FILE` writes it for every plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl CrewFile {

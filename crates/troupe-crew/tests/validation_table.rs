@@ -45,6 +45,17 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "a plugin's pin is a SHA-256",
+        from: r#""name": "t","#,
+        to: r#""name": "t", "plugins": [{"id": "web", "path": "Cargo.toml", "sha256": "abc123"}],"#,
+        expect: (
+            r#""abc123""#,
+            "plugins[0].sha256",
+            "not a SHA-256 (64 hexadecimal digits)",
+            "troupe plugin lock FILE",
+        ),
+    },
+    Case {
         name: "an MCP server is a command or a URL, not both",
         from: r#""name": "t","#,
         to: r#""name": "t", "mcp_servers": [{"id": "fs", "command": "npx", "url": "https://mcp.example.org/mcp"}],"#,

@@ -19,8 +19,17 @@ mod sandbox;
 pub mod skeleton;
 
 pub use cache::CacheOutcome;
+
+/// The SHA-256 of `bytes`, lowercase hex: what a crew's `plugins[].sha256` pins.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 pub use error::PluginError;
-pub use plugin::{CallReport, Description, Plugin, ToolInfo};
+pub use plugin::{CallReport, Capabilities, Description, Plugin, ToolInfo};
 pub use sandbox::{
     Grants, KvSpace, Limits, LogLine, MAX_DENIAL_MESSAGES, MAX_DENIALS_PER_CALL, MAX_KV_KEY_BYTES,
     Services,

@@ -48,6 +48,37 @@ pub struct Description {
     #[serde(default)]
     pub version: String,
     pub tools: Vec<ToolInfo>,
+    /// The grants it says it needs; `None` when it says nothing (then nothing is compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
+}
+
+/// The host capabilities a plugin declares it uses, as a crew grants them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Capabilities {
+    #[serde(default)]
+    pub documents: bool,
+    #[serde(default)]
+    pub kv: bool,
+    /// Hosts it sends HTTP GET requests to (`*.example.org` for subdomains).
+    #[serde(default)]
+    pub http: Vec<String>,
+}
+
+impl Capabilities {
+    /// Whether `grants` lets the plugin reach `host` (exactly, or as a subdomain of a
+    /// `*.` grant).
+    pub fn host_granted(grants: &[String], host: &str) -> bool {
+        grants.iter().any(|g| {
+            g == host
+                || g.strip_prefix("*.").is_some_and(|base| {
+                    host.strip_prefix("*.")
+                        .unwrap_or(host)
+                        .ends_with(&format!(".{base}"))
+                        || host == format!("*.{base}")
+                })
+        })
+    }
 }
 
 /// The result of one call and what it used.
@@ -173,6 +204,8 @@ pub struct Plugin {
     pub cache_note: Option<String>,
     /// Time to read, convert and compile (or load from the cache) and describe the plugin.
     pub load_time: Duration,
+    /// The SHA-256 of the file, lowercase hex.
+    pub sha256: String,
     pre: ToolPluginPre<State>,
     services: Services,
 }
@@ -192,6 +225,7 @@ impl Plugin {
             cache: self.cache,
             cache_note: self.cache_note.clone(),
             load_time: self.load_time,
+            sha256: self.sha256.clone(),
             pre: self.pre.clone(),
             services: Services {
                 kv: Default::default(),
@@ -220,6 +254,20 @@ impl Plugin {
         limits: Limits,
         services: Services,
     ) -> Result<Plugin, PluginError> {
+        Self::load_pinned(id, path, None, grants, limits, services).await
+    }
+
+    /// [`Plugin::load`], refusing a file whose SHA-256 is not `pin` (lowercase hex) before
+    /// anything of it runs. The hash is of the bytes that are then compiled, not of a second
+    /// read that could differ.
+    pub async fn load_pinned(
+        id: &str,
+        path: &Path,
+        pin: Option<&str>,
+        grants: Grants,
+        limits: Limits,
+        services: Services,
+    ) -> Result<Plugin, PluginError> {
         let err = |reason: String, hint: &str| PluginError::Load {
             path: path.to_path_buf(),
             reason,
@@ -233,6 +281,17 @@ impl Plugin {
                 "check the plugin's `path` (relative to the crew file)",
             )
         })?;
+        let sha256 = crate::sha256_hex(&bytes);
+        if let Some(pin) = pin
+            && pin != sha256
+        {
+            return Err(err(
+                format!(
+                    "refused: the file's SHA-256 is {sha256}, but its `sha256` pins {pin}; it changed since it was pinned"
+                ),
+                "review the new file; if you trust it, `troupe plugin lock FILE` pins it again (or write its hash in `sha256`)",
+            ));
+        }
         // Converting and compiling are CPU work of up to seconds: off the async threads.
         let engine = shared.engine.clone();
         let owned = path.to_path_buf();
@@ -274,12 +333,14 @@ impl Plugin {
                 name: id.to_string(),
                 version: String::new(),
                 tools: Vec::new(),
+                capabilities: None,
             },
             grants,
             limits,
             cache,
             cache_note,
             load_time: Duration::ZERO,
+            sha256,
             pre,
             services,
         };

@@ -288,6 +288,7 @@ pub async fn run(
         _ => 0,
     };
     let fallbacks = prepared.fallbacks;
+    let warnings = prepared.warnings;
     // Plugin tools hold an event sender: nothing of the set-up may outlive the agents, or the
     // event pump would wait for it forever. MCP servers (their stderr readers hold one) are
     // stopped once the agents are done.
@@ -413,6 +414,15 @@ pub async fn run(
         agents: crew.agents.len(),
         out_dir: out.display().to_string(),
     });
+    for w in warnings {
+        events.emit(EventKind::Warning {
+            task: None,
+            message: match &w.hint {
+                Some(h) => format!("{} ({}); hint: {h}", w.message, w.path),
+                None => format!("{} ({})", w.message, w.path),
+            },
+        });
+    }
     for (agent, f) in fallbacks {
         events.emit(EventKind::ModelFallback {
             agent,

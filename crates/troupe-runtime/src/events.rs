@@ -106,6 +106,8 @@ pub enum EventKind {
         cache: troupe_plugin::CacheOutcome,
         /// Why the cache could not be used, when it could not.
         cache_note: Option<String>,
+        /// The SHA-256 of the file that was loaded (what `sha256` pins).
+        sha256: String,
         duration_ms: u64,
     },
     /// An MCP server was started (stdio) or contacted (http), and listed its tools.

@@ -50,6 +50,7 @@ pub async fn load(
                     tools: p.description.tools.iter().map(|t| t.name.clone()).collect(),
                     cache: p.cache,
                     cache_note: p.cache_note.clone(),
+                    sha256: p.sha256.clone(),
                     duration_ms: ms(p.load_time),
                 });
                 plugins.push(Arc::new(p));
@@ -83,6 +84,83 @@ pub async fn load(
     }
 }
 
+/// What the crew grants each plugin against what the plugin declares it needs (its
+/// `describe`'s `capabilities`): a declared capability the entry does not grant, with the
+/// exact grant to add, and a grant the plugin never declared. Nothing for a plugin that
+/// declares nothing. Warnings, not errors: the crew may mean to refuse what the plugin wants.
+pub fn grant_notes(crew: &Crew, plugins: &[Arc<Plugin>]) -> Vec<Diagnostic> {
+    use troupe_plugin::Capabilities;
+    let mut notes = Vec::new();
+    for p in plugins {
+        let (Some(caps), Some(decl)) = (
+            &p.description.capabilities,
+            crew.plugins.iter().find(|d| d.id == p.id),
+        ) else {
+            continue;
+        };
+        let at = JsonPath::root().key("plugins").index(decl.index);
+        let mut note = |message: String, hint: String| {
+            notes.push(
+                crew.source
+                    .diagnostic(&at, Target::Value, message, Some(hint)),
+            );
+        };
+        let id = &p.id;
+        for (what, declared, granted, key) in [
+            (
+                "reads the run's documents",
+                caps.documents,
+                decl.documents,
+                "documents",
+            ),
+            ("keeps a key-value space", caps.kv, decl.kv, "kv"),
+        ] {
+            if declared && !granted {
+                note(
+                    format!(
+                        "plugin `{id}` declares that it {what}, but its entry does not grant `{key}`"
+                    ),
+                    format!(
+                        "add `\"grants\": {{\"{key}\": true}}` to `plugins[{}]` if it should; without it those requests are refused",
+                        decl.index
+                    ),
+                );
+            }
+            if granted && !declared {
+                note(
+                    format!("plugin `{id}` is granted `{key}`, which it does not declare it uses"),
+                    format!(
+                        "remove `\"{key}\": true` from its `grants` unless you know it needs it: a grant a plugin does not use is only risk"
+                    ),
+                );
+            }
+        }
+        for host in &caps.http {
+            if !Capabilities::host_granted(&decl.http, host) {
+                note(
+                    format!(
+                        "plugin `{id}` declares HTTP requests to `{host}`, which its entry does not grant"
+                    ),
+                    format!(
+                        "add `\"{host}\"` to its `grants.http` if it should; without it those requests are refused"
+                    ),
+                );
+            }
+        }
+        for host in &decl.http {
+            if !Capabilities::host_granted(&caps.http, host) {
+                note(
+                    format!("plugin `{id}` is granted HTTP to `{host}`, which it does not declare"),
+                    format!(
+                        "remove `\"{host}\"` from its `grants.http` unless you know it needs it"
+                    ),
+                );
+            }
+        }
+    }
+    notes
+}
+
 /// Loads one plugin with the grants, limits and config its declaration gives it (a crew's
 /// `plugins[]` entry, or a policy's), and `services` for the rest.
 pub async fn load_decl(decl: &PluginDecl, services: Services) -> Result<Plugin, PluginError> {
@@ -105,7 +183,15 @@ pub async fn load_decl(decl: &PluginDecl, services: Services) -> Result<Plugin, 
         config: decl.config.clone(),
         ..services
     };
-    Plugin::load(&decl.id, &decl.path, grants, limits, services).await
+    Plugin::load_pinned(
+        &decl.id,
+        &decl.path,
+        decl.sha256.as_deref(),
+        grants,
+        limits,
+        services,
+    )
+    .await
 }
 
 /// Registers every tool of `plugins`; calls report to `events`. A tool whose name is already

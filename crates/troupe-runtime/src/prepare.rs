@@ -32,6 +32,9 @@ pub struct Prepared {
     pub plugins: Vec<Arc<Plugin>>,
     /// The MCP servers, running for as long as the run; dropping them stops them.
     pub mcp: Vec<crate::mcp::McpServer>,
+    /// What deserves a word but does not stop the run: grants that differ from what a plugin
+    /// declares it needs (`plugins::grant_notes`).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Checks `crew` for a run over `corpus` with these models and tools. Plugin tools send their
@@ -60,6 +63,7 @@ pub async fn prepare(
         }
     };
     plugins::register(&mut tools, &loaded, events);
+    let warnings = plugins::grant_notes(&crew, &loaded);
     let (servers, failed) = crate::mcp::start(&crew, events).await;
     problems.extend(failed);
     crate::mcp::register(&mut tools, &servers, events);
@@ -103,6 +107,7 @@ pub async fn prepare(
         fallbacks,
         plugins: loaded,
         mcp: servers,
+        warnings,
     })
 }
 

@@ -1,4 +1,5 @@
 pub mod approve;
+pub mod lock;
 pub mod mcp;
 pub mod plugin;
 pub mod resume;

@@ -48,9 +48,33 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
                 }
             ));
             crate::term::out_line(&format!(
-                "loaded in {:.1} ms ({})",
+                "loaded in {:.1} ms ({}) · sha256 {}",
                 plugin.load_time.as_secs_f64() * 1000.0,
-                cache_words(&plugin)
+                cache_words(&plugin),
+                plugin.sha256
+            ));
+            crate::term::out_line(&format!(
+                "asks for: {}",
+                match &d.capabilities {
+                    None => "nothing declared (its `describe` gives no `capabilities`)".to_string(),
+                    Some(c) => {
+                        let mut asks = Vec::new();
+                        if c.documents {
+                            asks.push("\"documents\": true".to_string());
+                        }
+                        if c.kv {
+                            asks.push("\"kv\": true".to_string());
+                        }
+                        if !c.http.is_empty() {
+                            asks.push(format!("\"http\": {:?}", c.http));
+                        }
+                        if asks.is_empty() {
+                            "no grants".to_string()
+                        } else {
+                            format!("{{{}}}", asks.join(", "))
+                        }
+                    }
+                }
             ));
             for t in &d.tools {
                 crate::term::out_line(&format!(
@@ -66,6 +90,7 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
         }
         PluginCommand::Call(args) => call(args),
         PluginCommand::New { name, lang, dir } => new(&name, &lang, &dir),
+        PluginCommand::Lock { file } => super::lock::lock(&file),
     }
 }
 

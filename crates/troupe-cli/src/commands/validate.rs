@@ -29,6 +29,9 @@ pub fn run(args: ValidateArgs) -> Result<u8, Failure> {
             &events,
         ))
         .map_err(Failure::user)?;
+    for w in &prepared.warnings {
+        crate::term::err_line(&format!("warning: {w}"));
+    }
     for (agent, f) in &prepared.fallbacks {
         crate::term::err_line(&format!(
             "warning: agent `{agent}` names model `{}`; the embedded model `{}` stands in for it: {}",

@@ -135,7 +135,13 @@ pub fn cited_statement(spec: &Path) -> String {
 /// A WAT plugin `kv` whose one tool `get` reads the key `k` of its key-value space: `ok` when it
 /// may, else the host's refusal as the tool's error.
 pub fn kv_wat() -> String {
-    let describe = r#"{"name": "kv", "version": "1", "tools": [{"name": "get", "description": "d", "parameters": {"type": "object"}}]}"#;
+    kv_wat_describing(
+        r#"{"name": "kv", "version": "1", "tools": [{"name": "get", "description": "d", "parameters": {"type": "object"}}]}"#,
+    )
+}
+
+/// [`kv_wat`] whose `describe` returns `describe`.
+pub fn kv_wat_describing(describe: &str) -> String {
     format!(
         r#"(module
   (import "troupe:plugin/host@0.1.0" "kv-get" (func $kv_get (param i32 i32 i32)))
