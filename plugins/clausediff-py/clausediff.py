@@ -10,6 +10,7 @@ from componentize_py_types import Err
 DESCRIPTION = {
     "name": "clausediff",
     "version": "0.1.0",
+    "capabilities": {"documents": True},
     "tools": [{
         "name": "diff",
         "description": "Compare two texts clause by clause (sentences and list items): which were removed, added or changed, with the changed wording and a similarity score. Give `a` and `b` texts, or `document_a` and `document_b` ids of the run's documents.",

@@ -30,7 +30,8 @@ const TOOLS = [{
 }];
 
 export function describe() {
-  return JSON.stringify({ name: 'entities', version: '0.1.0', tools: TOOLS });
+  // It reads the run's documents when given a `document` id; it needs nothing else.
+  return JSON.stringify({ name: 'entities', version: '0.1.0', capabilities: { documents: true }, tools: TOOLS });
 }
 
 function lineStarts(text) {

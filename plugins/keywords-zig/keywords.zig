@@ -19,7 +19,7 @@ extern "troupe:plugin/host@0.1.0" fn log(level: i32, ptr: [*]const u8, len: usiz
 extern "troupe:plugin/host@0.1.0" fn @"read-document"(ptr: [*]const u8, len: usize, ret: *[3]u32) void;
 
 const describe_json =
-    \\{"name": "keywords", "version": "0.1.0", "tools": [{"name": "rank",
+    \\{"name": "keywords", "version": "0.1.0", "capabilities": {"documents": true}, "tools": [{"name": "rank",
     \\ "description": "The terms and two-word phrases that characterise a text, most frequent first, with stop words left out: what a document is about at a glance. Give `text`, or `document` (the id of one of the run's documents).",
     \\ "parameters": {"type": "object", "properties": {
     \\   "text": {"type": "string", "description": "The text to rank"},

@@ -11,7 +11,7 @@
 @external("troupe:plugin/host@0.1.0", "log")
 declare function host_log(level: i32, ptr: usize, len: usize): void;
 
-const DESCRIBE = `{"name": "tables", "version": "0.1.0", "tools": [{"name": "summarize", "description": "Summarise a table (CSV, TSV, semicolon-separated or a Markdown table) column by column: row count; for each column its type, empty cells and distinct values, with min/max/sum/mean for numeric columns and the most frequent values for text columns.", "parameters": {"type": "object", "properties": {"table": {"type": "string", "description": "The table, header row first"}, "delimiter": {"type": "string", "description": "The cell separator; guessed when absent"}}, "required": ["table"], "additionalProperties": false}}]}`;
+const DESCRIBE = `{"name": "tables", "version": "0.1.0", "capabilities": {}, "tools": [{"name": "summarize", "description": "Summarise a table (CSV, TSV, semicolon-separated or a Markdown table) column by column: row count; for each column its type, empty cells and distinct values, with min/max/sum/mean for numeric columns and the most frequent values for text columns.", "parameters": {"type": "object", "properties": {"table": {"type": "string", "description": "The table, header row first"}, "delimiter": {"type": "string", "description": "The cell separator; guessed when absent"}}, "required": ["table"], "additionalProperties": false}}]}`;
 
 // The canonical ABI's return area: describe -> (ptr, len); invoke -> (tag, ptr, len).
 const RET: usize = memory.data(12, 4);

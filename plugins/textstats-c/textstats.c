@@ -19,7 +19,7 @@
 HOST("log") extern void host_log(int32_t level, const char *ptr, size_t len);
 
 static const char DESCRIBE[] =
-    "{\"name\": \"textstats\", \"version\": \"0.1.0\", \"tools\": [{\"name\": \"stats\", "
+    "{\"name\": \"textstats\", \"version\": \"0.1.0\", \"capabilities\": {}, \"tools\": [{\"name\": \"stats\", "
     "\"description\": \"Readability statistics of a text: words, sentences, syllables, "
     "characters, average words per sentence and the Flesch reading-ease score (0-100, higher "
     "is easier; 60-70 is plain English).\", \"parameters\": {\"type\": \"object\", "

@@ -13,7 +13,7 @@
 HOST("log") extern void host_log(int32_t level, const char *ptr, size_t len);
 
 static const char DESCRIBE[] =
-    "{\"name\": \"{{name}}\", \"version\": \"0.1.0\", \"tools\": [{\"name\": \"words\", "
+    "{\"name\": \"{{name}}\", \"version\": \"0.1.0\", \"capabilities\": {}, \"tools\": [{\"name\": \"words\", "
     "\"description\": \"Counts the words of a text\", \"parameters\": {\"type\": \"object\", "
     "\"properties\": {\"text\": {\"type\": \"string\"}}, \"required\": [\"text\"]}}]}";
 

@@ -8,6 +8,8 @@ export function describe() {
   return JSON.stringify({
     name: '{{name}}',
     version: '0.1.0',
+    // The grants it needs, e.g. { documents: true, kv: true, http: ['api.example.org'] }.
+    capabilities: {},
     tools: [{
       name: 'words',
       description: 'Counts the words of a text',

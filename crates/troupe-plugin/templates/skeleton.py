@@ -14,6 +14,8 @@ class WitWorld(wit_world.WitWorld):
         return json.dumps({
             "name": "{{name}}",
             "version": "0.1.0",
+            # The grants it needs, e.g. {"documents": True, "kv": True, "http": ["api.example.org"]}.
+            "capabilities": {},
             "tools": [{
                 "name": "words",
                 "description": "Counts the words of a text",

@@ -7,7 +7,7 @@
 @external("troupe:plugin/host@0.1.0", "log")
 declare function host_log(level: i32, ptr: usize, len: usize): void;
 
-const DESCRIBE = `{"name": "{{name}}", "version": "0.1.0", "tools": [{"name": "words", "description": "Counts the words of a text", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}]}`;
+const DESCRIBE = `{"name": "{{name}}", "version": "0.1.0", "capabilities": {}, "tools": [{"name": "words", "description": "Counts the words of a text", "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}]}`;
 
 const RET: usize = memory.data(12, 4);
 

@@ -12,7 +12,7 @@ const gpa = heap.allocator();
 extern "troupe:plugin/host@0.1.0" fn log(level: i32, ptr: [*]const u8, len: usize) void;
 
 const describe_json =
-    \\{"name": "{{name}}", "version": "0.1.0", "tools": [{"name": "words",
+    \\{"name": "{{name}}", "version": "0.1.0", "capabilities": {}, "tools": [{"name": "words",
     \\ "description": "Counts the words of a text",
     \\ "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}]}
 ;
