@@ -4,6 +4,7 @@
 #
 # A directory's language is told by its source file, named after the plugin:
 #   <name>.c (C: clang-14 + wasi-libc)      <name>.zig (Zig)      <name>.ts (AssemblyScript)
+#   <name>.cpp (C++: clang-14 + libc++ for wasm32, no exceptions or RTTI)
 #   <name>.js (JavaScript: componentize-qjs)  <name>.py (Python: componentize-py)
 # and the result is <dir>/<name>.wasm. Only the toolchains a build needs are installed, when
 # missing: Debian packages with apt; Zig and componentize-py from PyPI into
@@ -31,6 +32,14 @@ need_c() {
   [ -f /usr/lib/wasm32-wasi/libc.a ] || need+=(wasi-libc)
   ls /usr/lib/llvm-14/lib/clang/14*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 \
     || need+=(libclang-rt-14-dev-wasm32)
+  if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+}
+
+need_cpp() {
+  need_c
+  local need=()
+  [ -f /usr/lib/wasm32-wasi/libc++.a ] || need+=(libc++-14-dev-wasm32)
+  [ -f /usr/lib/wasm32-wasi/libc++abi.a ] || need+=(libc++abi-14-dev-wasm32)
   if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 }
 
@@ -67,18 +76,18 @@ build_dir() {
   local dir name src out
   dir="$(cd "$1" && pwd)"
   name="$(basename "$dir")"; name="${name%-*}"
-  for ext in c zig ts js py; do
+  for ext in c cpp zig ts js py; do
     if [ -f "$dir/$name.$ext" ]; then src="$dir/$name.$ext"; break; fi
   done
   if [ -z "${src:-}" ]; then
     # A directory named <name> (no -<lang> suffix), as `troupe plugin new` makes.
     name="$(basename "$dir")"
-    for ext in c zig ts js py; do
+    for ext in c cpp zig ts js py; do
       if [ -f "$dir/$name.$ext" ]; then src="$dir/$name.$ext"; break; fi
     done
   fi
   if [ -z "${src:-}" ]; then
-    say "$dir: no <name>.c/.zig/.ts/.js/.py source; skipped"
+    say "$dir: no <name>.c/.cpp/.zig/.ts/.js/.py source; skipped"
     return
   fi
   out="$dir/$name.wasm"
@@ -88,6 +97,11 @@ build_dir() {
       need_c
       say "building $out (C, clang-14 + wasi-libc)"
       clang-14 --target=wasm32-wasi -O2 -mexec-model=reactor -Wall -Werror -o "$out" "$src" ;;
+    *.cpp)
+      need_cpp
+      say "building $out (C++, clang-14 + libc++)"
+      clang++-14 --target=wasm32-wasi -O2 -mexec-model=reactor -fno-exceptions -fno-rtti -Wall -Werror \
+        -o "$out" "$src" -lc++ -lc++abi ;;
     *.zig)
       need_python
       say "building $out (Zig)"

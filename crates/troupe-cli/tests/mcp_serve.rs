@@ -422,7 +422,7 @@ fn an_mcp_client_calls_plugins_at_the_servers_mcp_endpoint() {
     );
 }
 
-/// The README's command: the example policy serves the five shipped plugins, and the ones it
+/// The README's command: the example policy serves the six shipped plugins, and the ones it
 /// grants `documents` read the documents given with `--docs`.
 #[test]
 fn the_example_policy_serves_the_shipped_plugins() {
@@ -459,6 +459,7 @@ fn the_example_policy_serves_the_shipped_plugins() {
             "clausediff.diff",
             "entities.extract",
             "keywords.rank",
+            "outline.outline",
             "tables.summarize",
             "textstats.stats"
         ]

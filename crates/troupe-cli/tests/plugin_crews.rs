@@ -541,7 +541,7 @@ fn compiled_plugins_are_cached_on_disk_and_reused() {
 #[test]
 fn plugin_new_makes_a_skeleton_that_builds_and_runs_in_every_language() {
     let tmp = tempfile::tempdir().unwrap();
-    for lang in ["c", "zig", "assemblyscript", "js", "python"] {
+    for lang in ["c", "cpp", "zig", "assemblyscript", "js", "python"] {
         let name = format!("count_{lang}");
         let o = troupe("http://unused")
             .args(["plugin", "new", &name, "--lang", lang, "--dir"])
@@ -732,4 +732,67 @@ fn validate_compares_the_grants_with_what_a_plugin_declares() {
         "{err}"
     );
     assert_eq!(err.matches("warning: ").count(), 3, "{err}");
+}
+
+/// The C++ plugin (libc++ for wasm32): a contract's outline, its headings and numbered clauses
+/// with their lines, from a text or (granted) from a run's document; figures that look like
+/// numbers ("1.5% per month", "30 days") are not clauses.
+#[test]
+fn the_cpp_outline_plugin_finds_headings_and_clauses_with_their_lines() {
+    let wasm = built("plugins/outline-cpp/outline.wasm");
+    let call = |args: &str, extra: &[&str]| {
+        let o = troupe("http://unused")
+            .args(["plugin", "call"])
+            .arg(&wasm)
+            .args(["outline", args])
+            .args(extra)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            text(&o),
+        )
+    };
+    let text = "# Terms\n\n12. Term\nThe term is 30 days.\n12.3.1 Notice of \"renewal\"\nLate fees: 1.5% per month.\nSection 7 — Liability\n```\n# not a heading\n```\n";
+    let args = json!({"text": text}).to_string();
+    let (code, out, all) = call(&args, &[]);
+    assert_eq!(code, Some(0), "{all}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["lines"], 11, "{v}");
+    assert_eq!(
+        v["headings"],
+        json!([{"line": 1, "level": 1, "title": "Terms"}])
+    );
+    assert_eq!(
+        v["clauses"],
+        json!([
+            {"line": 3, "number": "12", "title": "Term"},
+            {"line": 5, "number": "12.3.1", "title": "Notice of \"renewal\""},
+            {"line": 7, "number": "Section 7", "title": "— Liability"}
+        ])
+    );
+
+    // A document of the run, with the grant; without it, the refusal names the grant.
+    let doc = r#"{"document": "services-agreement-2025.md"}"#;
+    let docs = ["--docs", "examples/documents/agreement-versions"];
+    let (code, out, all) = call(doc, &[&docs[..], &["--grant", "documents"]].concat());
+    assert_eq!(code, Some(0), "{all}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let clauses: Vec<(u64, &str)> = v["clauses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["line"].as_u64().unwrap(), c["number"].as_str().unwrap()))
+        .collect();
+    assert_eq!(clauses[0], (6, "1"), "{v}");
+    assert_eq!(clauses.len(), 9, "{v}");
+    assert_eq!(clauses[8], (51, "9"), "{v}");
+    let (code, _, all) = call(doc, &docs);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("add `\"documents\": true` to its `grants`"),
+        "{all}"
+    );
 }

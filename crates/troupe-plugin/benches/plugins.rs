@@ -86,6 +86,13 @@ async fn main() {
             r#"{"text": ""}"#.into(),
         ),
         (
+            "outline (C++, core module + WASI adapter)",
+            root.join("outline-cpp/outline.wasm"),
+            "outline",
+            serde_json::json!({"text": paragraph}).to_string(),
+            r#"{"text": ""}"#.into(),
+        ),
+        (
             "keywords (Zig, core module)",
             root.join("keywords-zig/keywords.wasm"),
             "rank",

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     C,
+    Cpp,
     Zig,
     AssemblyScript,
     JavaScript,
@@ -14,8 +15,9 @@ pub enum Lang {
 }
 
 impl Lang {
-    pub const ALL: [Lang; 5] = [
+    pub const ALL: [Lang; 6] = [
         Lang::C,
+        Lang::Cpp,
         Lang::Zig,
         Lang::AssemblyScript,
         Lang::JavaScript,
@@ -26,6 +28,7 @@ impl Lang {
     pub fn names(self) -> &'static [&'static str] {
         match self {
             Lang::C => &["c"],
+            Lang::Cpp => &["cpp", "c++"],
             Lang::Zig => &["zig"],
             Lang::AssemblyScript => &["assemblyscript", "as"],
             Lang::JavaScript => &["js", "javascript"],
@@ -43,6 +46,7 @@ impl Lang {
     fn source(self) -> (&'static str, &'static str) {
         match self {
             Lang::C => ("c", include_str!("../templates/skeleton.c")),
+            Lang::Cpp => ("cpp", include_str!("../templates/skeleton.cpp")),
             Lang::Zig => ("zig", include_str!("../templates/skeleton.zig")),
             Lang::AssemblyScript => ("ts", include_str!("../templates/skeleton.ts")),
             Lang::JavaScript => ("js", include_str!("../templates/skeleton.js")),

@@ -98,7 +98,7 @@ fn new(name: &str, lang: &str, parent: &std::path::Path) -> Result<u8, Failure> 
     use troupe_plugin::skeleton::{self, Lang};
     let lang = Lang::parse(lang).ok_or_else(|| {
         Failure::user(anyhow!(
-            "unknown language `{lang}`\n  hint: use one of c, zig, assemblyscript, js, python"
+            "unknown language `{lang}`\n  hint: use one of c, cpp, zig, assemblyscript, js, python"
         ))
     })?;
     if let Some(why) = skeleton::check_name(name) {
