@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # MCP counterparts (reference servers from npm and PyPI, the Python SDK), pinned: only the tests
-# need them (crates/troupe-cli/tests/mcp_crews.rs).
+# need them (crates/troupe-cli/tests/mcp_crews.rs, mcp_serve.rs).
 ./scripts/mcp-servers.sh
 
 # The model is installed by setup: tests that need it must run, not skip.

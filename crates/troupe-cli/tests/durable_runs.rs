@@ -20,14 +20,7 @@ use troupe_testkit::{FakeServer, Reply, Request};
 const DOCS: usize = 7;
 
 fn textstats() -> PathBuf {
-    let p = repo().join("plugins/textstats-c/textstats.wasm");
-    if !p.is_file() {
-        let status = std::process::Command::new(repo().join("plugins/build.sh"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "plugins/build.sh failed");
-    }
-    p
+    built("plugins/textstats-c/textstats.wasm")
 }
 
 /// A crew with a fan-out (one summary per document, each with a built-in tool call), a tool

@@ -7,29 +7,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Once;
 use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 use troupe_testkit::{FakeServer, Reply};
 
-/// Installs the reference servers once per test binary (idempotent).
-fn installed(rel: &str) -> PathBuf {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let status = std::process::Command::new(repo().join("scripts/mcp-servers.sh"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/mcp-servers.sh failed");
-    });
-    let p = repo().join("scripts/mcp").join(rel);
-    assert!(p.is_file(), "{} is not installed", p.display());
-    p.canonicalize().unwrap()
-}
-
 fn everything() -> PathBuf {
-    installed("node_modules/.bin/mcp-server-everything")
+    mcp_installed("node_modules/.bin/mcp-server-everything")
 }
 
 /// Processes whose environment holds `marker` (this test's servers, and anything they started).
@@ -174,7 +159,7 @@ fn an_agent_uses_the_reference_server_over_stdio() {
 /// included (the server is started by a shell that leaves a `sleep` behind).
 #[test]
 fn a_local_servers_whole_process_group_is_stopped() {
-    let time = installed("venv/bin/mcp-server-time");
+    let time = mcp_installed("venv/bin/mcp-server-time");
     let marker = format!("troupe-mcp-group-{}", std::process::id());
     let server = FakeServer::start(|r| match r.tool_results().len() {
         0 => Reply::tool_call("time.get_current_time", r#"{"timezone": "UTC"}"#),
@@ -346,7 +331,7 @@ fn an_agent_uses_a_remote_server_with_a_call_timeout() {
 /// time server for today's date, writes a cited memo, counsel approves it.
 #[test]
 fn the_contract_deadlines_crew_asks_the_time_server() {
-    installed("venv/bin/mcp-server-time");
+    mcp_installed("venv/bin/mcp-server-time");
     let cited = cited_statement(
         &repo().join("examples/documents/agreement-versions/services-agreement-2025.md"),
     );
@@ -379,7 +364,7 @@ fn the_contract_deadlines_crew_asks_the_time_server() {
 /// A run that fails stops its servers too, whole process groups included.
 #[test]
 fn a_failed_run_leaves_no_server_behind() {
-    let time = installed("venv/bin/mcp-server-time");
+    let time = mcp_installed("venv/bin/mcp-server-time");
     let marker = format!("troupe-mcp-failed-{}", std::process::id());
     let server = FakeServer::start(|_| Reply::error(400, None));
     let tmp = tempfile::tempdir().unwrap();

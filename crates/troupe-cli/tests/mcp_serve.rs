@@ -7,42 +7,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use common::*;
 use serde_json::{Value, json};
 use troupe_testkit::{FakeServer, Reply};
-
-/// The SDK's Python, installed once per test binary (idempotent).
-fn python() -> PathBuf {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let status = std::process::Command::new(repo().join("scripts/mcp-servers.sh"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/mcp-servers.sh failed");
-    });
-    repo().join("scripts/mcp/venv/bin/python")
-}
-
-/// The plugins, built once per test binary (idempotent).
-fn built(rel: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let status = std::process::Command::new(repo().join("plugins/build.sh"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "plugins/build.sh failed");
-    });
-    repo().join(rel).canonicalize().unwrap()
-}
 
 /// Runs the SDK's client on `plan` and returns what it saw, and the server's stderr (the
 /// client passes it on).
 fn drive_logged(dir: &Path, plan: &Value) -> (Value, String) {
     let plan_file = dir.join("plan.json");
     std::fs::write(&plan_file, plan.to_string()).unwrap();
-    let o = std::process::Command::new(python())
+    let o = std::process::Command::new(mcp_installed("venv/bin/python"))
         .arg(repo().join("crates/troupe-cli/tests/mcp/client.py"))
         .arg(&plan_file)
         .output()

@@ -6,26 +6,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 use troupe_testkit::{FakeServer, Reply};
-
-/// Builds the plugins once per test binary (idempotent; installs the C toolchain if missing).
-fn built(rel: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let status = std::process::Command::new(repo().join("plugins/build.sh"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "plugins/build.sh failed");
-    });
-    let p = repo().join(rel);
-    assert!(p.is_file(), "{} was not built", p.display());
-    p
-}
 
 /// compare-documents: the editor measures the comparison with the C `textstats` plugin before
 /// approving it; the tool's result reaches the model, the call is an event.

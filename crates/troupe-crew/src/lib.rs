@@ -22,4 +22,20 @@ pub mod wire;
 
 pub use diag::{Diagnostic, Diagnostics, JsonPath, Source, Target};
 pub use model::*;
+/// A crew's name as one path component or tool name (`runs/<slug>`, the MCP tool of a crew):
+/// letters, digits, `_` and `-`, anything else `-`; `crew` when nothing is left.
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if s.is_empty() { "crew".into() } else { s }
+}
+
 pub use validate::{LoadError, load, load_policy, parse, parse_policy};

@@ -53,33 +53,35 @@ impl CrewTool {
                 file.display()
             )
         })?;
-        let wire: troupe_crew::wire::CrewFile = serde_json::from_str(&text).map_err(|_| {
-            // The validation below says what is wrong, with where.
-            match troupe_crew::load(file, &BTreeMap::new()) {
-                Err(e) => e.to_string(),
-                Ok(_) => format!("crew file `{}` cannot be read", file.display()),
-            }
-        })?;
+        let parse = |inputs: &BTreeMap<String, String>| {
+            troupe_runtime::launch::parse(file, text.clone(), inputs).map_err(|e| e.message)
+        };
+        let Ok(wire) = serde_json::from_str::<troupe_crew::wire::CrewFile>(&text) else {
+            // The crew's own validation says what is wrong, and where.
+            parse(&BTreeMap::new())?;
+            return Err(format!(
+                "crew file `{}` cannot be read as a crew\n  hint: `troupe validate {}` says why",
+                file.display(),
+                file.display()
+            ));
+        };
         let wanted = wire.inputs_wanted();
         let stand_ins: BTreeMap<String, String> = wanted
             .iter()
             .filter(|(_, default)| default.is_none())
             .map(|(k, _)| (k.clone(), format!("<{k}>")))
             .collect();
-        let crew = troupe_crew::load(file, &stand_ins).map_err(|e| e.to_string())?;
+        let crew = parse(&stand_ins)?;
         let mut properties = serde_json::Map::new();
         let mut required = Vec::new();
         for (name, default) in &wanted {
-            let mut p = json!({"type": "string"});
+            let mut p = json!({
+                "type": "string",
+                "description": format!("`{{{name}}}` in the crew's tasks"),
+            });
             match default {
-                Some(d) => {
-                    p["description"] = format!("`{{{name}}}` in the crew's tasks").into();
-                    p["default"] = d.clone().into();
-                }
-                None => {
-                    p["description"] = format!("`{{{name}}}` in the crew's tasks").into();
-                    required.push(name.clone());
-                }
+                Some(d) => p["default"] = d.clone().into(),
+                None => required.push(name.clone()),
             }
             properties.insert(name.clone(), p);
         }
@@ -138,7 +140,11 @@ impl CrewTool {
         );
         Ok(Self {
             file: file.to_path_buf(),
-            definition: Tool::new(tool_name(&crew.name), description, object_schema(&schema)),
+            definition: Tool::new(
+                troupe_crew::slug(&crew.name),
+                description,
+                object_schema(&schema),
+            ),
             documents_arg,
             runs,
             log,
@@ -201,7 +207,7 @@ impl CrewTool {
         let out_dir = self
             .runs
             .out_root
-            .join(format!("{}-{run_id}", tool_name(&crew.name)));
+            .join(format!("{}-{run_id}", troupe_crew::slug(&crew.name)));
         (self.log)(&format!(
             "crew `{}`: run {run_id} started, outputs in {}",
             crew.name,
@@ -314,21 +320,6 @@ fn within(spec: &str, roots: &[PathBuf]) -> Result<(), String> {
     }
 }
 
-/// A crew's name as a tool name: letters, digits, `_` and `-` (others become `-`).
-pub fn tool_name(crew: &str) -> String {
-    let s: String = crew
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if s.is_empty() { "crew".into() } else { s }
-}
-
 /// The call's answer: the report (`report.md` when the run wrote one, else the outputs of the
 /// tasks nothing else takes as context), then what the run was; `isError` unless it completed
 /// or waits for an approval.
@@ -395,15 +386,7 @@ fn answer(crew: &Crew, report: &RunReport) -> CallToolResult {
             TaskStatus::Completed | TaskStatus::AwaitingApproval
         )
     }) {
-        summary.push_str(&format!(
-            "\ntask `{}`: {}{}",
-            t.id,
-            t.status.as_str(),
-            t.error
-                .as_ref()
-                .map(|e| format!(" — {e}"))
-                .unwrap_or_default()
-        ));
+        summary.push_str(&format!("\n{}", t.status_line()));
     }
     if !matches!(
         report.status,

@@ -29,6 +29,14 @@ pub async fn load(
     documents: Option<Arc<Corpus>>,
     log: Log,
 ) -> Result<Vec<Arc<dyn Served>>, String> {
+    if documents.is_none()
+        && let Some(d) = decls.iter().find(|d| d.documents)
+    {
+        log(&format!(
+            "warning: plugin `{}` is granted `documents`, but no documents are served with it (`troupe mcp serve --docs PATH…`): it will find none",
+            d.id
+        ));
+    }
     let mut loading = tokio::task::JoinSet::new();
     for (n, decl) in decls.iter().enumerate() {
         let decl = decl.clone();

@@ -21,7 +21,7 @@ use crate::served::{Call, Progress, Served};
 
 struct Entry {
     served: Arc<dyn Served>,
-    validator: Option<Arc<jsonschema::Validator>>,
+    validator: Arc<jsonschema::Validator>,
 }
 
 /// The server: a fixed set of tools.
@@ -49,7 +49,7 @@ impl McpService {
             })?;
             let entry = Arc::new(Entry {
                 served,
-                validator: Some(Arc::new(validator)),
+                validator: Arc::new(validator),
             });
             if map.insert(name.clone(), entry).is_some() {
                 return Err(format!(
@@ -106,24 +106,12 @@ impl McpService {
                 self.tools.keys().cloned().collect::<Vec<_>>().join(", ")
             ))]);
         };
-        if let Some(v) = &entry.validator {
-            let errors: Vec<String> = v
-                .iter_errors(&args)
-                .map(|e| {
-                    let at = e.instance_path().as_str();
-                    if at.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{at}: {e}")
-                    }
-                })
-                .collect();
-            if !errors.is_empty() {
-                return CallToolResult::error(vec![ContentBlock::text(format!(
-                    "the arguments do not match the tool's inputSchema: {}",
-                    errors.join("; ")
-                ))]);
-            }
+        let errors = troupe_runtime::tool::schema_errors(&entry.validator, &args);
+        if !errors.is_empty() {
+            return CallToolResult::error(vec![ContentBlock::text(format!(
+                "the arguments do not match the tool's inputSchema: {}",
+                errors.join("; ")
+            ))]);
         }
         entry.served.call(args, call).await
     }

@@ -119,6 +119,19 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// ``task `id`: status — error``, as a run's summary lists a task that did not complete.
+    pub fn status_line(&self) -> String {
+        format!(
+            "task `{}`: {}{}",
+            self.id,
+            self.status.as_str(),
+            self.error
+                .as_ref()
+                .map(|e| format!(" — {e}"))
+                .unwrap_or_default()
+        )
+    }
+
     pub fn new(id: &str, agent: Option<&str>) -> Self {
         Self {
             id: id.into(),

@@ -10,6 +10,22 @@ use std::sync::Arc;
 use serde_json::Value;
 use troupe_llm::{BoxFuture, ToolSpec};
 
+/// Each way `args` fails `schema`, with where (`/path: message`): what a caller is told so that
+/// it can fix its arguments.
+pub fn schema_errors(schema: &jsonschema::Validator, args: &Value) -> Vec<String> {
+    schema
+        .iter_errors(args)
+        .map(|e| {
+            let at = e.instance_path().as_str();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
+        })
+        .collect()
+}
+
 /// A tool's failure, sent back to the model as the call's result so it can correct itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -143,17 +159,7 @@ impl Toolset {
             ))
         })?;
         if let Some(v) = validator {
-            let errors: Vec<String> = v
-                .iter_errors(&args)
-                .map(|e| {
-                    let at = e.instance_path().as_str();
-                    if at.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("{at}: {e}")
-                    }
-                })
-                .collect();
+            let errors = schema_errors(v, &args);
             if !errors.is_empty() {
                 return Err(ToolError(format!(
                     "the arguments do not match the tool's parameters: {}",

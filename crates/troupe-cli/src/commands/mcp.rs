@@ -38,12 +38,6 @@ pub fn serve(args: McpServeArgs) -> Result<u8, Failure> {
         )));
     }
     let documents = if args.docs.is_empty() {
-        if let Some(d) = decls.iter().find(|d| d.documents) {
-            log(&format!(
-                "warning: plugin `{}` is granted `documents` but no documents were given (`--docs PATH…`): it will find none",
-                d.id
-            ));
-        }
         None
     } else {
         let (corpus, _) = Corpus::load(

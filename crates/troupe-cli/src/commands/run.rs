@@ -19,7 +19,7 @@ pub fn run(args: RunArgs) -> Result<u8, Failure> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(dir_name(&crew.name)));
+        .unwrap_or_else(|| PathBuf::from("runs").join(troupe_crew::slug(&crew.name)));
     let documents = super::load_documents(&args.docs.docs, args.docs.skip_unreadable, &crew)?;
     let store = super::open_store(&args.store)?;
     let (continuation, models): (_, Arc<dyn ModelFactory>) = match &args.replay_calls {
@@ -138,20 +138,6 @@ async fn ctrl_c() {
     }
 }
 
-pub fn dir_name(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if s.is_empty() { "crew".into() } else { s }
-}
-
 fn summary(report: &troupe_runtime::RunReport, store: &std::path::Path) {
     let r = &report.record;
     let done = r
@@ -238,15 +224,7 @@ fn summary(report: &troupe_runtime::RunReport, store: &std::path::Path) {
         }
     }
     for t in r.tasks.iter().filter(|t| t.status != TaskStatus::Completed) {
-        s.push_str(&format!(
-            "\n  task `{}`: {}{}",
-            t.id,
-            t.status.as_str(),
-            t.error
-                .as_ref()
-                .map(|e| format!(" — {e}"))
-                .unwrap_or_default()
-        ));
+        s.push_str(&format!("\n  {}", t.status_line()));
     }
     crate::term::err_line(&s);
 }

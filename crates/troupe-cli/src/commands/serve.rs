@@ -76,12 +76,6 @@ pub fn serve(args: ServeArgs) -> Result<u8, Failure> {
                 "`--mcp-policy`: the policy lists no plugins\n  hint: add plugins to its `plugins`, or name them with `--mcp-plugin FILE`"
             )));
         }
-        if let Some(d) = decls.iter().find(|d| d.documents) {
-            log(&format!(
-                "warning: plugin `{}` is granted `documents`, but `/mcp` serves no documents: it will find none",
-                d.id
-            ));
-        }
         let tools = runtime
             .block_on(troupe_mcp::plugins::load(&decls, None, log))
             .map_err(|e| Failure::user(anyhow!("{e}")))?;

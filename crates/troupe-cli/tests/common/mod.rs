@@ -3,12 +3,45 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Once;
 
 use serde_json::Value;
 
 /// The repository root (crews/ lives there).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A plugin under plugins/ (`rel` from the repository root), built from source once per test
+/// binary by plugins/build.sh (idempotent; it installs the toolchains it needs).
+pub fn built(rel: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let status = Command::new(repo().join("plugins/build.sh"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "plugins/build.sh failed");
+    });
+    let p = repo().join(rel);
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
+}
+
+/// A file of the MCP counterparts (`rel` under scripts/mcp), installed, pinned, once per test
+/// binary by scripts/mcp-servers.sh (idempotent).
+pub fn mcp_installed(rel: &str) -> PathBuf {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let status = Command::new(repo().join("scripts/mcp-servers.sh"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/mcp-servers.sh failed");
+    });
+    // The directory made canonical, not the file: a venv's `python` is a link, and followed it
+    // would be the system's Python, without the venv's packages.
+    let p = repo().canonicalize().unwrap().join("scripts/mcp").join(rel);
+    assert!(p.is_file(), "{} is not installed", p.display());
+    p
 }
 
 /// `troupe` with a clean model environment pointing at `base_url`.
