@@ -5,9 +5,10 @@
 # A directory's language is told by its source file, named after the plugin:
 #   <name>.c (C: clang-14 + wasi-libc)      <name>.zig (Zig)      <name>.ts (AssemblyScript)
 #   <name>.cpp (C++: clang-14 + libc++ for wasm32, no exceptions or RTTI)
+#   <name>.go (Go: a wasip1 reactor, GOOS=wasip1 GOARCH=wasm -buildmode=c-shared)
 #   <name>.js (JavaScript: componentize-qjs)  <name>.py (Python: componentize-py)
 # and the result is <dir>/<name>.wasm. Only the toolchains a build needs are installed, when
-# missing: Debian packages with apt; Zig and componentize-py from PyPI into
+# missing: Debian packages with apt; Zig, Go and componentize-py from PyPI into
 # plugins/toolchain/venv; AssemblyScript and componentize-qjs from npm into
 # plugins/toolchain/node_modules (versions pinned in plugins/toolchain/). Idempotent: a plugin is
 # rebuilt only when a file of its directory is newer than its .wasm.
@@ -45,7 +46,7 @@ need_cpp() {
 
 need_python() {
   if [ ! -x "$tools/venv/bin/componentize-py" ] || [ ! -x "$tools/venv/bin/python" ] \
-    || ! "$tools/venv/bin/python" -c 'import ziglang' 2>/dev/null \
+    || ! "$tools/venv/bin/python" -c 'import ziglang' 2>/dev/null || [ ! -x "$tools/venv/bin/go" ] \
     || [ "$tools/requirements.txt" -nt "$tools/venv/.installed" ]; then
     command -v python3 >/dev/null || apt_install python3 python3-venv
     say "installing $(grep -v '^#' "$tools/requirements.txt" | xargs) (pip)"
@@ -76,18 +77,18 @@ build_dir() {
   local dir name src out
   dir="$(cd "$1" && pwd)"
   name="$(basename "$dir")"; name="${name%-*}"
-  for ext in c cpp zig ts js py; do
+  for ext in c cpp zig go ts js py; do
     if [ -f "$dir/$name.$ext" ]; then src="$dir/$name.$ext"; break; fi
   done
   if [ -z "${src:-}" ]; then
     # A directory named <name> (no -<lang> suffix), as `troupe plugin new` makes.
     name="$(basename "$dir")"
-    for ext in c cpp zig ts js py; do
+    for ext in c cpp zig go ts js py; do
       if [ -f "$dir/$name.$ext" ]; then src="$dir/$name.$ext"; break; fi
     done
   fi
   if [ -z "${src:-}" ]; then
-    say "$dir: no <name>.c/.cpp/.zig/.ts/.js/.py source; skipped"
+    say "$dir: no <name>.c/.cpp/.zig/.go/.ts/.js/.py source; skipped"
     return
   fi
   out="$dir/$name.wasm"
@@ -108,6 +109,14 @@ build_dir() {
       (cd "$dir" && "$tools/venv/bin/python" -m ziglang build-exe "$name.zig" -target wasm32-wasi \
         -O ReleaseSmall -fno-entry -rdynamic -femit-bin="$out")
       rm -f "$dir/$name.wasm.o" ;;
+    *.go)
+      need_python
+      # A reactor: `_initialize` starts the Go runtime, `//go:wasmexport` functions are the
+      # world's exports. The toolchain's caches stay in plugins/toolchain/go.
+      say "building $out (Go)"
+      (cd "$dir" && GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local GOFLAGS= GO111MODULE=on \
+        GOCACHE="$tools/go/cache" GOPATH="$tools/go/path" GOMODCACHE="$tools/go/path/pkg/mod" \
+        GOPROXY=off "$tools/venv/bin/go" build -buildmode=c-shared -trimpath -o "$out" "$name.go") ;;
     *.ts)
       need_node
       say "building $out (AssemblyScript)"

@@ -109,7 +109,7 @@ pub enum PluginCommand {
     New {
         /// The plugin's name (lowercase letters, digits, `_`)
         name: String,
-        /// c, cpp, zig, assemblyscript, js or python
+        /// c, cpp, zig, go, assemblyscript, js or python
         #[arg(long)]
         lang: String,
         /// Where to make the plugin's directory

@@ -397,7 +397,7 @@ fn an_mcp_client_calls_plugins_at_the_servers_mcp_endpoint() {
     );
 }
 
-/// The README's command: the example policy serves the six shipped plugins, and the ones it
+/// The README's command: the example policy serves the seven shipped plugins, and the ones it
 /// grants `documents` read the documents given with `--docs`.
 #[test]
 fn the_example_policy_serves_the_shipped_plugins() {
@@ -432,6 +432,7 @@ fn the_example_policy_serves_the_shipped_plugins() {
         names,
         [
             "clausediff.diff",
+            "definitions.terms",
             "entities.extract",
             "keywords.rank",
             "outline.outline",

@@ -526,7 +526,7 @@ fn compiled_plugins_are_cached_on_disk_and_reused() {
 #[test]
 fn plugin_new_makes_a_skeleton_that_builds_and_runs_in_every_language() {
     let tmp = tempfile::tempdir().unwrap();
-    for lang in ["c", "cpp", "zig", "assemblyscript", "js", "python"] {
+    for lang in ["c", "cpp", "zig", "go", "assemblyscript", "js", "python"] {
         let name = format!("count_{lang}");
         let o = troupe("http://unused")
             .args(["plugin", "new", &name, "--lang", lang, "--dir"])
@@ -774,6 +774,105 @@ fn the_cpp_outline_plugin_finds_headings_and_clauses_with_their_lines() {
     assert_eq!(clauses[0], (6, "1"), "{v}");
     assert_eq!(clauses.len(), 9, "{v}");
     assert_eq!(clauses[8], (51, "9"), "{v}");
+    let (code, _, all) = call(doc, &docs);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("add `\"documents\": true` to its `grants`"),
+        "{all}"
+    );
+}
+
+/// The Go plugin (a wasip1 reactor, run as a core module with `_initialize` first): a contract's
+/// defined terms with where they are defined and used, from a text or (granted) from a run's
+/// document — the Apache License's own definitions.
+#[test]
+fn the_go_definitions_plugin_finds_defined_terms_and_their_uses() {
+    let wasm = built("plugins/definitions-go/definitions.wasm");
+    let call = |args: &str, extra: &[&str]| {
+        let o = troupe("http://unused")
+            .args(["plugin", "call"])
+            .arg(&wasm)
+            .args(["terms", args])
+            .args(extra)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            text(&o),
+        )
+    };
+    let text = "The Supplier shall deliver on time.\n\"Buyer\" means Contoso Retail plc.\nAcme Ltd (the \u{201c}Supplier\u{201d}) agrees.\n\"Deliverables\" means the reports.\nThe Buyer pays the Supplier.\n";
+    let (code, out, all) = call(&json!({"text": text}).to_string(), &[]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("log info: found defined terms"), "{all}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["lines"], 5, "{v}");
+    let terms: Vec<(&str, u64, u64, Value, bool)> = v["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["term"].as_str().unwrap(),
+                t["line"].as_u64().unwrap(),
+                t["uses"].as_u64().unwrap(),
+                t["first_use"].clone(),
+                t["used_before_definition"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        terms,
+        vec![
+            ("Buyer", 2, 1, json!(5), false),
+            ("Supplier", 3, 2, json!(1), true),
+            ("Deliverables", 4, 0, Value::Null, false),
+        ]
+    );
+    assert_eq!(v["unused"], json!(["Deliverables"]));
+    let (code, out, all) = call(&json!({"text": text, "max_terms": 1}).to_string(), &[]);
+    assert_eq!(code, Some(0), "{all}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["terms"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["truncated"], true, "{v}");
+
+    // A licence of the run, with the grant: its definitions section, and the appendix's
+    // boilerplate defining "License" again. Without the grant, the refusal names it.
+    let doc = r#"{"document": "Apache-2.0.txt"}"#;
+    let docs = ["--docs", "examples/documents/licenses"];
+    let (code, out, all) = call(doc, &[&docs[..], &["--grant", "documents"]].concat());
+    assert_eq!(code, Some(0), "{all}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["term"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "License",
+            "Licensor",
+            "Legal Entity",
+            "You",
+            "Your",
+            "Source",
+            "Object",
+            "Work",
+            "Derivative Works",
+            "Contribution",
+            "Contributor"
+        ],
+        "{v}"
+    );
+    // Lines of the document as the run has it (its leading blank line dropped: line 10 of
+    // the file), the same lines every other tool cites.
+    assert_eq!(v["terms"][0]["line"], 9, "{v}");
+    assert_eq!(v["terms"][0]["also_defined_at"], json!([191]), "{v}");
+    assert_eq!(v["unused"], json!([]), "{v}");
     let (code, _, all) = call(doc, &docs);
     assert_eq!(code, Some(1), "{all}");
     assert!(

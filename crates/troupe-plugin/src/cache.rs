@@ -23,8 +23,32 @@ use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use wasmtime::Engine;
 use wasmtime::component::Component;
+use wasmtime::{Engine, Module};
+
+use crate::load::Kind;
+
+/// Compiled code: a component's, or a core module's.
+pub(crate) enum Code {
+    Component(Component),
+    Module(Module),
+}
+
+impl Code {
+    fn new(engine: &Engine, bytes: &[u8], kind: Kind) -> Result<Code, wasmtime::Error> {
+        Ok(match kind {
+            Kind::Component => Code::Component(Component::new(engine, bytes)?),
+            Kind::CoreModule => Code::Module(Module::new(engine, bytes)?),
+        })
+    }
+
+    fn serialize(&self) -> Result<Vec<u8>, wasmtime::Error> {
+        match self {
+            Code::Component(c) => c.serialize(),
+            Code::Module(m) => m.serialize(),
+        }
+    }
+}
 
 /// Where a plugin's compiled code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -71,9 +95,9 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Entries that no load has used for this long are removed when a new entry is stored.
 const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// The file name of the entry for `component` compiled by `engine`:
-/// `<content hash>-<engine hash>.cwasm`.
-fn key(engine: &Engine, component: &[u8]) -> String {
+/// The file name of the entry for `bytes` compiled by `engine` as `kind`:
+/// `<content hash>-<engine hash>.cwasm` (a core module's name ends `.core.cwasm`).
+fn key(engine: &Engine, bytes: &[u8], kind: Kind) -> String {
     struct Sha(Sha256);
     impl Hasher for Sha {
         fn finish(&self) -> u64 {
@@ -87,28 +111,37 @@ fn key(engine: &Engine, component: &[u8]) -> String {
     engine.precompile_compatibility_hash().hash(&mut sha);
     sha.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     let engine_part = sha.0.finalize();
-    let content = Sha256::digest(component);
+    let content = Sha256::digest(bytes);
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!("{}-{}.cwasm", hex(&content[..16]), hex(&engine_part[..8]))
+    let what = match kind {
+        Kind::Component => "",
+        Kind::CoreModule => "core-",
+    };
+    format!(
+        "{}-{what}{}.cwasm",
+        hex(&content[..16]),
+        hex(&engine_part[..8])
+    )
 }
 
-/// The compiled component: from the cache when it is there, else compiled (and stored when the
-/// cache is on). A cache problem never fails a load: the reason comes back as a note.
-pub fn compile(
+/// The compiled code of `bytes`: from the cache when it is there, else compiled (and stored
+/// when the cache is on). A cache problem never fails a load: the reason comes back as a note.
+pub(crate) fn compile(
     engine: &Engine,
-    component: &[u8],
-) -> Result<(Component, CacheOutcome, Option<String>), wasmtime::Error> {
+    bytes: &[u8],
+    kind: Kind,
+) -> Result<(Code, CacheOutcome, Option<String>), wasmtime::Error> {
     let Some(dir) = dir() else {
         return Ok((
-            Component::new(engine, component)?,
+            Code::new(engine, bytes, kind)?,
             CacheOutcome::Compiled,
             None,
         ));
     };
-    let path = dir.join(key(engine, component));
+    let path = dir.join(key(engine, bytes, kind));
     let mut note = None;
     if path.is_file() {
-        match load(engine, &path) {
+        match load(engine, &path, kind) {
             Ok(c) => {
                 mark_used(&path);
                 return Ok((c, CacheOutcome::Hit, None));
@@ -117,7 +150,7 @@ pub fn compile(
             Err(e) => note = Some(format!("ignored cache entry {}: {e:#}", path.display())),
         }
     }
-    let compiled = Component::new(engine, component)?;
+    let compiled = Code::new(engine, bytes, kind)?;
     match store(&dir, &path, &compiled) {
         Ok(()) => {
             prune(&dir, &path);
@@ -134,7 +167,7 @@ pub fn compile(
     }
 }
 
-fn store(dir: &Path, path: &Path, compiled: &Component) -> std::io::Result<()> {
+fn store(dir: &Path, path: &Path, compiled: &Code) -> std::io::Result<()> {
     let bytes = compiled.serialize().map_err(std::io::Error::other)?;
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -197,15 +230,21 @@ fn prune(dir: &Path, fresh: &Path) {
 }
 
 #[allow(unsafe_code)]
-fn load(engine: &Engine, path: &Path) -> Result<Component, wasmtime::Error> {
+fn load(engine: &Engine, path: &Path, kind: Kind) -> Result<Code, wasmtime::Error> {
     // SAFETY: `deserialize_file` trusts the file to hold code that wasmtime itself produced and
     // maps it; it checks the header, the wasmtime version and the engine configuration, but not
     // the machine code. It holds because:
-    // - only `store` above writes this directory, with `Component::serialize` output of a
-    //   component it compiled from bytes whose SHA-256 is in the file name;
+    // - only `store` above writes this directory, with `Component::serialize` or
+    //   `Module::serialize` output of code it compiled from bytes whose SHA-256 is in the file
+    //   name, with the kind in the name too (a module's entry is never read as a component's);
     // - files are renamed into place whole and never written again, so a mapped file does not
     //   change under us (a replaced entry is a new inode);
     // - the directory is the user's own cache: whoever can write there can already run code as
     //   that user, so it grants nothing a plugin could reach (plugins see no files at all).
-    unsafe { Component::deserialize_file(engine, path) }
+    unsafe {
+        match kind {
+            Kind::Component => Component::deserialize_file(engine, path).map(Code::Component),
+            Kind::CoreModule => Module::deserialize_file(engine, path).map(Code::Module),
+        }
+    }
 }

@@ -2,14 +2,16 @@
 //! sandboxed wasmtime host.
 //!
 //! A plugin is a WebAssembly component of the `tool-plugin` world, or a plain core module that
-//! follows the same world's canonical ABI (it is made a component at load time, with the WASI
-//! adapter when it imports WASI), so every plugin runs on one path. Each call gets a fresh
+//! follows the same world's canonical ABI (run as a core module, with WASI preview 1 from the
+//! host: see `core_module` for why not through the component adapter). Both get the same host
+//! functions, grants, limits and per-call store. Each call gets a fresh
 //! instance in a fresh store: nothing leaks between calls except through the granted key-value
 //! space. Calls are bounded by a deadline (epoch interruption), a memory cap, an output cap; WASI
 //! grants nothing (no files, no environment, no sockets); host capabilities need grants.
 //! Compiled code is cached on disk (see `cache`), so a plugin is compiled once per version.
 
 pub mod cache;
+mod core_module;
 mod error;
 mod host;
 mod http;

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
-    UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, PoolingAllocationConfig, Store,
+    StoreLimitsBuilder, UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use crate::cache::{self, CacheOutcome};
+use crate::cache::{self, CacheOutcome, Code};
 use crate::error::PluginError;
 use crate::host::ToolPluginPre;
 use crate::load::{self, Kind};
@@ -110,7 +110,10 @@ pub struct CallReport {
 
 struct Shared {
     engine: Engine,
+    /// For components: WASI preview 2 and the host interface.
     linker: Linker<State>,
+    /// For core modules: WASI preview 1 and the host interface (see `core_module`).
+    core: wasmtime::Linker<State>,
 }
 
 /// One engine and linker per process, with the epoch ticker.
@@ -140,6 +143,9 @@ fn shared() -> Result<&'static Shared, String> {
                 |s| s,
             )
             .map_err(|e| format!("cannot link the host interface: {e}"))?;
+            let mut core = wasmtime::Linker::new(&engine);
+            crate::core_module::add_to_linker(&mut core)
+                .map_err(|e| format!("cannot link the host interface for core modules: {e}"))?;
             let ticker = engine.weak();
             std::thread::Builder::new()
                 .name("troupe-plugin-epoch".into())
@@ -151,7 +157,11 @@ fn shared() -> Result<&'static Shared, String> {
                     }
                 })
                 .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
-            Ok(Shared { engine, linker })
+            Ok(Shared {
+                engine,
+                linker,
+                core,
+            })
         })
         .as_ref()
         .map_err(Clone::clone)
@@ -206,8 +216,24 @@ pub struct Plugin {
     pub load_time: Duration,
     /// The SHA-256 of the file, lowercase hex.
     pub sha256: String,
-    pre: ToolPluginPre<State>,
+    pre: Pre,
     services: Services,
+}
+
+/// A plugin's code, linked and ready to instantiate.
+#[derive(Clone)]
+enum Pre {
+    Component(ToolPluginPre<State>),
+    Core(InstancePre<State>),
+}
+
+impl Pre {
+    fn engine(&self) -> &Engine {
+        match self {
+            Pre::Component(pre) => pre.engine(),
+            Pre::Core(pre) => pre.module().engine(),
+        }
+    }
 }
 
 impl Plugin {
@@ -295,15 +321,21 @@ impl Plugin {
         // Converting and compiling are CPU work of up to seconds: off the async threads.
         let engine = shared.engine.clone();
         let owned = path.to_path_buf();
-        let (component, kind, cache, cache_note) = tokio::task::spawn_blocking(move || {
-            let (component, kind) = load::component_bytes(&owned, &bytes)?;
-            let (component, cache, note) =
-                cache::compile(&engine, &component).map_err(|e| PluginError::Load {
+        let (code, kind, cache, cache_note) = tokio::task::spawn_blocking(move || {
+            let (binary, kind) = load::binary(&owned, &bytes)?;
+            let (code, cache, note) =
+                cache::compile(&engine, &binary, kind).map_err(|e| PluginError::Load {
                     path: owned.clone(),
-                    reason: format!("not a valid component: {e:#}"),
+                    reason: format!(
+                        "not a valid {}: {e:#}",
+                        match kind {
+                            Kind::Component => "component",
+                            Kind::CoreModule => "module",
+                        }
+                    ),
                     hint: "rebuild the plugin; see plugins/README.md".into(),
                 })?;
-            Ok::<_, PluginError>((component, kind, cache, note))
+            Ok::<_, PluginError>((code, kind, cache, note))
         })
         .await
         .map_err(|e| err(format!("compiling stopped: {e}"), "report this bug"))??;
@@ -313,18 +345,35 @@ impl Plugin {
                 Some(crate::http::client(&grants.http).map_err(|e| err(e, "report this bug"))?);
         }
         let world_hint = "build the plugin against crates/troupe-plugin/wit/world.wit (`troupe:plugin/tool-plugin@0.1.0`); it may import only the `host` interface and WASI";
-        let instance_pre = shared.linker.instantiate_pre(&component).map_err(|e| {
+        let imports_err = |e: wasmtime::Error| {
             err(
                 format!("imports something this host does not provide: {e:#}"),
                 world_hint,
             )
-        })?;
-        let pre = ToolPluginPre::new(instance_pre).map_err(|e| {
-            err(
-                format!("does not export the tool-plugin world: {e:#}"),
-                world_hint,
-            )
-        })?;
+        };
+        let pre = match code {
+            Code::Component(component) => {
+                let instance_pre = shared
+                    .linker
+                    .instantiate_pre(&component)
+                    .map_err(imports_err)?;
+                Pre::Component(ToolPluginPre::new(instance_pre).map_err(|e| {
+                    err(
+                        format!("does not export the tool-plugin world: {e:#}"),
+                        world_hint,
+                    )
+                })?)
+            }
+            Code::Module(module) => {
+                crate::core_module::check_exports(&module).map_err(|e| {
+                    err(
+                        format!("not a module of the tool-plugin world: {e}"),
+                        load::WORLD_HINT,
+                    )
+                })?;
+                Pre::Core(shared.core.instantiate_pre(&module).map_err(imports_err)?)
+            }
+        };
         let mut plugin = Plugin {
             id: id.to_string(),
             path: path.to_path_buf(),
@@ -371,20 +420,26 @@ impl Plugin {
         let stdout = MemoryOutputPipe::new(self.limits.stdio_bytes);
         let stderr = MemoryOutputPipe::new(self.limits.stdio_bytes);
         // WASI grants nothing: no files, no environment, no arguments, no sockets.
-        let wasi = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        builder
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             // A random-bytes request cannot be larger than the memory it would go into.
-            .max_random_size(self.limits.memory_bytes as u64)
-            .build();
+            .max_random_size(self.limits.memory_bytes as u64);
+        let (wasi, p1) = match &self.pre {
+            Pre::Component(_) => (builder.build(), None),
+            // The preview-2 context goes unused: it grants nothing.
+            Pre::Core(_) => (WasiCtx::builder().build(), Some(builder.build_p1())),
+        };
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
         let state = State {
             wasi,
             table,
+            p1,
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
                 .table_elements(1 << 16)
@@ -414,14 +469,23 @@ impl Plugin {
         });
         store.set_epoch_deadline(1);
 
-        let outcome: Result<Result<String, String>, wasmtime::Error> = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            match call {
-                None => Ok(Ok(instance.call_describe(&mut store).await?)),
-                Some((tool, args)) => instance.call_invoke(&mut store, tool, args).await,
+        // Epoch interruption stops running code; a host call the plugin waits in (a WASI sleep,
+        // a poll) is bounded here, by the same deadline.
+        let outcome: Result<Result<String, String>, wasmtime::Error> =
+            tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), async {
+            match &self.pre {
+                Pre::Component(pre) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    match call {
+                        None => Ok(Ok(instance.call_describe(&mut store).await?)),
+                        Some((tool, args)) => instance.call_invoke(&mut store, tool, args).await,
+                    }
+                }
+                Pre::Core(pre) => crate::core_module::run(pre, &mut store, call).await,
             }
-        }
-        .await;
+        })
+        .await
+        .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()));
         let mut limit = None;
         let result = match outcome {
             Ok(Ok(out)) if out.len() > self.limits.output_bytes => {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use troupe_docs::Corpus;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Capabilities granted to a plugin in the crew file (`plugins[].grants`). Nothing by default.
@@ -171,8 +172,11 @@ pub struct LogLine {
 
 /// The store's data for one call.
 pub(crate) struct State {
+    /// WASI preview 2, for components.
     pub wasi: WasiCtx,
     pub table: ResourceTable,
+    /// WASI preview 1, for core modules (`None` for a component).
+    pub p1: Option<WasiP1Ctx>,
     pub limits: StoreLimits,
     pub grants: Grants,
     pub services: Services,
@@ -198,6 +202,15 @@ impl State {
         if !self.hits.contains(&key) {
             self.hits.push(key);
         }
+    }
+}
+
+impl State {
+    /// The preview-1 context of a core module's call. A component's store has none; should a
+    /// preview-1 function ever be reached there, it gets a context that grants nothing.
+    pub fn p1(&mut self) -> &mut WasiP1Ctx {
+        self.p1
+            .get_or_insert_with(|| wasmtime_wasi::WasiCtxBuilder::new().build_p1())
     }
 }
 

@@ -9,16 +9,18 @@ pub enum Lang {
     C,
     Cpp,
     Zig,
+    Go,
     AssemblyScript,
     JavaScript,
     Python,
 }
 
 impl Lang {
-    pub const ALL: [Lang; 6] = [
+    pub const ALL: [Lang; 7] = [
         Lang::C,
         Lang::Cpp,
         Lang::Zig,
+        Lang::Go,
         Lang::AssemblyScript,
         Lang::JavaScript,
         Lang::Python,
@@ -30,6 +32,7 @@ impl Lang {
             Lang::C => &["c"],
             Lang::Cpp => &["cpp", "c++"],
             Lang::Zig => &["zig"],
+            Lang::Go => &["go"],
             Lang::AssemblyScript => &["assemblyscript", "as"],
             Lang::JavaScript => &["js", "javascript"],
             Lang::Python => &["python", "py"],
@@ -48,13 +51,14 @@ impl Lang {
             Lang::C => ("c", include_str!("../templates/skeleton.c")),
             Lang::Cpp => ("cpp", include_str!("../templates/skeleton.cpp")),
             Lang::Zig => ("zig", include_str!("../templates/skeleton.zig")),
+            Lang::Go => ("go", include_str!("../templates/skeleton.go")),
             Lang::AssemblyScript => ("ts", include_str!("../templates/skeleton.ts")),
             Lang::JavaScript => ("js", include_str!("../templates/skeleton.js")),
             Lang::Python => ("py", include_str!("../templates/skeleton.py")),
         }
     }
 
-    /// Core modules are made components by the host; these two are built as components.
+    /// Core modules run as they are; these two are built as components.
     fn is_component(self) -> bool {
         matches!(self, Lang::JavaScript | Lang::Python)
     }
@@ -91,7 +95,7 @@ fn readme(name: &str, lang: Lang, ext: &str) -> String {
     let what = if lang.is_component() {
         "a component"
     } else {
-        "a core module (Troupe makes it a component when it loads it)"
+        "a core module (Troupe runs it with WASI preview 1 and the canonical ABI)"
     };
     format!(
         "# {name}\n\n\

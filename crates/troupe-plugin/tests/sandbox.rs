@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Plugins written by hand as core modules (WAT, canonical ABI): loaded through wit-component,
-//! described, called — and every hostile behaviour contained with a clear error.
+//! Plugins written by hand as core modules (WAT, canonical ABI): run as core modules with WASI
+//! preview 1, described, called — and every hostile behaviour contained with a clear error.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -275,7 +275,7 @@ async fn host_capabilities_need_their_grant() {
     );
 }
 
-/// A module that imports WASI (so it runs behind the preview-1 adapter) and tries to open a host
+/// A module that imports WASI (preview 1, from the host) and tries to open a host
 /// file: there is no preopened directory, so the open fails and the plugin reports the errno.
 /// An `invoke` body that runs `call` (a WASI call returning an errno): Ok("called") when it
 /// succeeds, Err("errno NN") when it fails.
@@ -302,10 +302,10 @@ fn errno_body(call: &str) -> String {
     )
 }
 
-/// Sockets: WASI preview 1 has no way to open one, only to accept on a preopened socket, which
-/// the adapter does not even implement (the call traps); a module that imports the preview-2 socket interfaces directly is refused at
-/// load, because the world does not include them (and the WASI context disables TCP, UDP and
-/// name lookup besides).
+/// Sockets: WASI preview 1 has no way to open one, only to accept on a preopened socket, and
+/// there is none (the call fails with EBADF); a module that imports the preview-2 socket
+/// interfaces directly is refused at load, because the host does not provide them (and the WASI
+/// context disables TCP, UDP and name lookup besides).
 #[tokio::test]
 async fn a_plugin_cannot_open_sockets() {
     let imports = r#"
@@ -315,11 +315,8 @@ async fn a_plugin_cannot_open_sockets() {
     let p = write(dir.path(), "accept.wat", &module(imports, &body));
     let plugin = load(&p, Grants::default()).await.unwrap();
     let report = plugin.call("echo", "{}").await;
-    // The preview-1 adapter does not implement socket calls: the attempt traps, and that is the
-    // tool's error (no socket was opened, the host goes on).
-    let err = report.result.unwrap_err();
-    assert!(err.contains("the plugin trapped"), "{err}");
-    assert_eq!(plugin.call("echo", "{}").await.result, Err(err));
+    // EBADF (08): fd 3 is not a preopened socket, because there is none.
+    assert_eq!(report.result, Err("errno 08".to_string()));
 
     let imports = r#"
   (import "wasi:sockets/tcp-create-socket@0.2.0" "create-tcp-socket" (func (param i32 i32)))"#;
@@ -578,4 +575,103 @@ async fn http_get_reaches_only_granted_hosts_within_the_size_cap() {
     let slow = plugin.call("echo", &format!("{base}/slow")).await;
     let err = slow.result.unwrap_err();
     assert!(err.contains("deadline"), "{err}");
+}
+
+/// A core module's `_initialize` (a reactor's start: Go's runtime, wasi-libc's constructors)
+/// runs once in every fresh instance, before `describe` or `invoke`.
+#[tokio::test]
+async fn a_reactor_is_initialized_once_before_each_call() {
+    let dir = tempfile::tempdir().unwrap();
+    // `_initialize` adds 1 to the byte at 3000 ('c' of "called"): "dalled" after one run,
+    // "ealled" after two, "called" after none.
+    let imports = r#"
+  (func (export "_initialize")
+    (i32.store8 (i32.const 3000) (i32.add (i32.load8_u (i32.const 3000)) (i32.const 1))))"#;
+    let body = r#"
+    (i32.store8 (i32.const 32) (i32.const 0))
+    (i32.store (i32.const 36) (i32.const 3000))
+    (i32.store (i32.const 40) (i32.const 6))
+    (i32.const 32)"#;
+    let p = write(dir.path(), "reactor.wat", &module(imports, body));
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    assert_eq!(plugin.description.name, "fixture");
+    for _ in 0..2 {
+        assert_eq!(
+            plugin.call("echo", "{}").await.result,
+            Ok("dalled".to_string())
+        );
+    }
+}
+
+/// What a core module hands back is checked, never trusted: a result outside its memory, a
+/// result case that is neither ok nor error, text that is not UTF-8, a misaligned return area
+/// given to the host — each is the call's error, and the host goes on.
+#[tokio::test]
+async fn malformed_results_of_a_core_module_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = |case: u32, ptr: u32, len: u32| {
+        format!(
+            r#"
+    (i32.store8 (i32.const 32) (i32.const {case}))
+    (i32.store (i32.const 36) (i32.const {ptr}))
+    (i32.store (i32.const 40) (i32.const {len}))
+    (i32.const 32)"#
+        )
+    };
+    let cases = [
+        ("outside.wat", result(0, 65_530, 100), "outside its memory"),
+        ("case.wat", result(7, 3000, 6), "returned case 7"),
+        // 0xff is never UTF-8.
+        (
+            "utf8.wat",
+            format!(
+                "(i32.store8 (i32.const 3000) (i32.const 255)) {}",
+                result(0, 3000, 6)
+            ),
+            "not UTF-8",
+        ),
+        (
+            "misaligned.wat",
+            r#"(call $kv_get (i32.const 3100) (i32.const 1) (i32.const 49)) (i32.const 48)"#
+                .to_string(),
+            "not 4-byte aligned",
+        ),
+    ];
+    let imports = r#"
+  (import "troupe:plugin/host@0.1.0" "kv-get" (func $kv_get (param i32 i32 i32)))"#;
+    for (name, body, expected) in cases {
+        let p = write(dir.path(), name, &module(imports, &body));
+        let grants = Grants {
+            kv: true,
+            ..Grants::default()
+        };
+        let plugin = Plugin::load("fx", &p, grants, limits(), Services::default())
+            .await
+            .unwrap();
+        let err = plugin.call("echo", "{}").await.result.unwrap_err();
+        assert!(err.contains(expected), "{name}: {err}");
+    }
+}
+
+/// A plugin that waits in the host (a WASI clock subscription of 10 s in `poll_oneoff`) runs no
+/// code for epoch interruption to stop; the call still ends at its deadline, naming the key.
+#[tokio::test]
+async fn waiting_in_the_host_ends_at_the_deadline() {
+    let imports = r#"
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))"#;
+    // One subscription at 4096: tag 0 (clock), clock id 1 (monotonic) at +16, timeout 10 s at
+    // +24 (relative: flags 0 at +40).
+    let body = errno_body(
+        r#"
+    (i32.store (i32.const 4112) (i32.const 1))
+    (i64.store (i32.const 4120) (i64.const 10000000000))
+    (call $poll (i32.const 4096) (i32.const 4200) (i32.const 1) (i32.const 4300))"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "sleep.wat", &module(imports, &body));
+    let plugin = load(&p, Grants::default()).await.unwrap();
+    let report = plugin.call("echo", "{}").await;
+    let err = report.result.unwrap_err();
+    assert!(err.contains("`limits.deadline_ms`"), "{err}");
+    assert_eq!(report.limit, Some("limits.deadline_ms"));
 }

@@ -99,7 +99,7 @@ pub enum EventKind {
     PluginLoaded {
         plugin: String,
         path: String,
-        /// `component`, or `core_module` (made a component at load time).
+        /// `component`, or `core_module` (run as a core module, WASI preview 1 from the host).
         kind: String,
         tools: Vec<String>,
         /// `hit` (not compiled), `stored` (compiled and cached) or `compiled` (cache off).

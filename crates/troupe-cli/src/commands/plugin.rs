@@ -44,7 +44,7 @@ pub fn run(command: PluginCommand) -> Result<u8, Failure> {
                 match plugin.kind {
                     troupe_plugin::load::Kind::Component => "component",
                     troupe_plugin::load::Kind::CoreModule =>
-                        "core module (made a component at load time)",
+                        "core module (canonical ABI by hand, WASI preview 1)",
                 }
             ));
             crate::term::out_line(&format!(
@@ -98,7 +98,7 @@ fn new(name: &str, lang: &str, parent: &std::path::Path) -> Result<u8, Failure> 
     use troupe_plugin::skeleton::{self, Lang};
     let lang = Lang::parse(lang).ok_or_else(|| {
         Failure::user(anyhow!(
-            "unknown language `{lang}`\n  hint: use one of c, cpp, zig, assemblyscript, js, python"
+            "unknown language `{lang}`\n  hint: use one of c, cpp, zig, go, assemblyscript, js, python"
         ))
     })?;
     if let Some(why) = skeleton::check_name(name) {
