@@ -222,6 +222,16 @@ impl Renderer {
                     _ => String::new(),
                 }
             ),
+            EventKind::ProviderFallback {
+                task,
+                agent,
+                feature,
+                from,
+                to,
+                reason,
+            } => format!(
+                "    ↓ [{task}] {agent}: the server rejected {feature} as {from} ({reason}); using {to} from now on"
+            ),
             EventKind::ToolCall {
                 task,
                 agent,

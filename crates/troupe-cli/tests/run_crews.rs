@@ -652,3 +652,51 @@ fn an_answer_cut_at_max_tokens_is_reported() {
     assert_eq!(limit[0]["value"], "32");
     assert_eq!(server.requests()[0]["max_tokens"], 32);
 }
+
+/// Against a server that takes `json_object` but not `json_schema` (llama.cpp's Python server
+/// answers 500 with a validation message), the structured-output crew still completes: the
+/// rejection is not retried, the run says what it fell back to, and the answer is still checked
+/// against the schema.
+#[test]
+fn structured_output_falls_back_when_the_server_rejects_json_schema() {
+    let server = FakeServer::start(|r| {
+        if r.body["response_format"]["type"] == "json_schema" {
+            Reply::Status {
+                code: 500,
+                headers: vec![],
+                body: json!({"error": {"message": "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\"}]", "type": "internal_server_error"}}).to_string(),
+            }
+        } else {
+            Reply::text(
+                r#"{"obligations": [{"party": "Licensee", "obligation": "pay EUR 12,000", "deadline": "1 March"}]}"#,
+            )
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = run_crew(
+        &server.url,
+        &repo().join("crews/structured-extraction.json"),
+        &out,
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ev = events(&out);
+    let fallbacks = of_type(&ev, "provider_fallback");
+    assert_eq!(fallbacks.len(), 1, "{fallbacks:?}");
+    assert_eq!(fallbacks[0]["feature"], "structured_output");
+    assert_eq!(fallbacks[0]["from"], "json_schema");
+    assert_eq!(fallbacks[0]["to"], "json_object");
+    assert!(of_type(&ev, "llm_retry").is_empty());
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("the server rejected structured_output as json_schema"),
+        "{}",
+        text(&o)
+    );
+    let v = read_json(&out.join("obligations.json"));
+    assert_eq!(v["obligations"][0]["deadline"], "1 March");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[1]["response_format"]["type"], "json_object");
+}

@@ -2,7 +2,11 @@
 //!
 //! One GGUF is loaded once per process and owned by a model actor (a thread of its own; llama.cpp
 //! calls block). Every agent shares it: requests queue on the actor's channel and are served one
-//! at a time, each in a cleared KV cache, so no conversation leaks into another.
+//! at a time. The KV cache keeps the previous request's tokens, and a request reuses the longest
+//! prefix it shares with them (the same persona, tools and documents; a review round or a tool
+//! loop repeats the whole conversation so far) instead of computing it again: attention over a
+//! prefix does not depend on what follows it, so the answer is the one a cleared cache would give,
+//! and nothing of another conversation is read past the shared prefix.
 //!
 //! Tool calls and structured outputs are constrained by a grammar generated from JSON Schema
 //! (`json_schema_to_grammar`): a small local model then always emits a well-formed tool call or a
@@ -237,6 +241,9 @@ fn serve(
     let threads =
         std::thread::available_parallelism().map_or(2, |n| i32::try_from(n.get()).unwrap_or(2));
     let params = LlamaContextParams::default()
+        // A full-size cache for sliding-window layers too: a trimmed one (llama-server's default)
+        // drops old positions, and a reused prefix would then miss them.
+        .with_swa_full(true)
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(512)
         .with_n_threads(threads)
@@ -258,7 +265,14 @@ fn serve(
         }
     };
     let _ = ready.send(Ok(n_ctx));
+    // The tokens whose keys and values are in the cache, in position order.
+    let mut cached: Vec<LlamaToken> = Vec::new();
+    // `TROUPE_LOCAL_REUSE_PREFIX=off` clears the cache for every request (to compare).
+    let reuse = std::env::var("TROUPE_LOCAL_REUSE_PREFIX").map_or(true, |v| v != "off" && v != "0");
     while let Ok(command) = rx.recv() {
+        if !reuse {
+            cached.clear();
+        }
         let (request, reply) = match command {
             Command::Chat(request, reply) => (request, reply),
             Command::Tokenize(text, reply) => {
@@ -272,7 +286,20 @@ fn serve(
             continue;
         }
         let gone = || reply.is_closed();
-        let answer = generate(&model, &mut ctx, &template, &request, &gone, generated);
+        let answer = generate(
+            &model,
+            &mut ctx,
+            &mut cached,
+            &template,
+            &request,
+            &gone,
+            generated,
+        );
+        if answer.is_err() {
+            // What the cache holds after a failed decode is unknown: start the next one clean.
+            ctx.clear_kv_cache();
+            cached.clear();
+        }
         let _ = reply.send(answer);
     }
 }
@@ -401,10 +428,13 @@ fn prompt(
         .map_err(|e| LlmError::Other(format!("cannot apply the chat template: {e}")))
 }
 
-/// One answer: prefill the prompt, then sample until end of turn, grammar completion or the cap.
+/// One answer: prefill the prompt (past the prefix `cached` already holds), then sample until
+/// end of turn, grammar completion or the cap. `cached` is kept equal to the cache's tokens.
+#[allow(clippy::too_many_arguments)]
 fn generate(
     model: &LlamaModel,
     ctx: &mut LlamaContext<'_>,
+    cached: &mut Vec<LlamaToken>,
     template: &LlamaChatTemplate,
     request: &ChatRequest,
     abandoned: &dyn Fn() -> bool,
@@ -457,14 +487,34 @@ fn generate(
         _ => LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()]),
     };
 
-    ctx.clear_kv_cache();
+    // The longest prefix the cache already holds; the prompt's last token is always decoded
+    // again, for the logits the answer starts from.
+    let shared = cached
+        .iter()
+        .zip(&tokens)
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(tokens.len() - 1);
+    let reused = match u32::try_from(shared) {
+        Ok(from)
+            if from > 0
+                && matches!(ctx.clear_kv_cache_seq(Some(0), Some(from), None), Ok(true)) =>
+        {
+            shared
+        }
+        _ => {
+            ctx.clear_kv_cache();
+            0
+        }
+    };
+    cached.truncate(reused);
     let n_batch = usize::try_from(ctx.n_batch()).unwrap_or(512);
     let mut batch = LlamaBatch::new(n_batch, 1);
     let last = tokens.len() - 1;
-    for (chunk_i, chunk) in tokens.chunks(n_batch).enumerate() {
+    for (chunk_i, chunk) in tokens[reused..].chunks(n_batch).enumerate() {
         batch.clear();
         for (j, &tok) in chunk.iter().enumerate() {
-            let pos = chunk_i * n_batch + j;
+            let pos = reused + chunk_i * n_batch + j;
             batch
                 .add(
                     tok,
@@ -476,6 +526,7 @@ fn generate(
         }
         ctx.decode(&mut batch)
             .map_err(|e| LlmError::Other(format!("prefill failed: {e}")))?;
+        cached.extend_from_slice(chunk);
     }
 
     let mut out: Vec<u8> = Vec::new();
@@ -507,11 +558,13 @@ fn generate(
         pos += 1;
         ctx.decode(&mut batch)
             .map_err(|e| LlmError::Other(format!("generation failed: {e}")))?;
+        cached.push(token);
     }
     let text = String::from_utf8_lossy(&out).trim().to_string();
     let usage = Usage {
         input_tokens: u64::from(n_prompt),
         output_tokens: u64::from(n_out),
+        cached_input_tokens: reused as u64,
     };
     Ok(interpret(text, request, usage, finish))
 }

@@ -7,6 +7,8 @@
 //! arguments as an object instead of a string, absent tool-call ids) that strict typed decoding
 //! rejects, and a run should not fail on them.
 
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +23,10 @@ use crate::retry::{
     Attempt, CallLog, RETRY_LOG, RateLimiter, RetryPolicy, log_failure, log_status, retry_after,
     retryable, retrying,
 };
-use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Message, Retry, ToolCall, Usage};
+use crate::{
+    ChatModel, ChatRequest, ChatResponse, LlmError, Message, OutputFormat, ProviderFallback, Retry,
+    ToolCall, Usage,
+};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -55,6 +60,84 @@ pub struct OpenAiModel {
     model: String,
     timeout: Duration,
     base_url: String,
+    /// How this endpoint takes a JSON Schema for the answer (a [`Structured`]), learned from its
+    /// rejections: only ever steps down.
+    structured: AtomicU8,
+}
+
+/// How an endpoint is asked for an answer that follows a JSON Schema, best first. A server that
+/// rejects the form in use gets the next one, for this call and the model's later calls; the
+/// answer is checked against the schema (with feedback to the model) whichever form is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Structured {
+    /// `response_format: {"type": "json_schema", …}`: the server constrains the answer.
+    JsonSchema = 0,
+    /// `response_format: {"type": "json_object", "schema": …}` (servers that take a schema there
+    /// use it; the others still return JSON), and the schema in the system prompt.
+    JsonObject = 1,
+    /// The schema in the system prompt only.
+    Prompt = 2,
+}
+
+impl Structured {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Structured::JsonSchema,
+            1 => Structured::JsonObject,
+            _ => Structured::Prompt,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Structured::JsonSchema => "json_schema",
+            Structured::JsonObject => "json_object",
+            Structured::Prompt => "prompt",
+        }
+    }
+
+    fn next(self) -> Option<Self> {
+        match self {
+            Structured::JsonSchema => Some(Structured::JsonObject),
+            Structured::JsonObject => Some(Structured::Prompt),
+            Structured::Prompt => None,
+        }
+    }
+}
+
+/// Whether an error answer rejects the request's `response_format`, rather than failing for
+/// another reason: a client error (400, 422), or a server's validation error (llama.cpp's Python
+/// server answers 500 "Input should be 'text' or 'json_object'"), that names it. Never guessed
+/// from the model's name.
+fn rejects_output_format(status: u16, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    matches!(status, 400 | 422 | 500 | 501)
+        && ["response_format", "json_schema", "json_object"]
+            .iter()
+            .any(|w| m.contains(w))
+}
+
+/// Whether the body of a 5xx answer is the server rejecting the request as invalid (a
+/// validation error), which sending it again cannot change: it is not retried.
+fn rejects_request(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_ascii_lowercase();
+    [
+        "validation error",
+        "input should be",
+        "response_format",
+        "json_schema",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
+
+/// What the system prompt says when the server does not constrain the answer to the schema.
+fn schema_instruction(output: &OutputFormat) -> String {
+    format!(
+        "Answer with one JSON object and nothing else (no prose, no code fence). It must conform \
+         to this JSON Schema:\n{}",
+        output.schema
+    )
 }
 
 impl OpenAiModel {
@@ -89,6 +172,7 @@ impl OpenAiModel {
             model: cfg.model,
             timeout: cfg.timeout,
             base_url,
+            structured: AtomicU8::new(Structured::JsonSchema as u8),
         })
     }
 }
@@ -131,13 +215,18 @@ async fn send_with_retries(
                 log_status((!status.is_success()).then_some(status.as_u16()));
                 if retryable(status) {
                     let retry_after = retry_after(resp.headers());
-                    Attempt::Retry {
-                        reason: status.as_u16().to_string(),
-                        retry_after,
-                        last: read_capped(resp, cap).await,
+                    match read_capped(resp, cap).await {
+                        // A server error that says the request is invalid: the same request
+                        // would be refused again.
+                        Ok((resp, rejected)) if rejected => Attempt::Done(Ok(resp)),
+                        last => Attempt::Retry {
+                            reason: status.as_u16().to_string(),
+                            retry_after,
+                            last: last.map(|(resp, _)| resp),
+                        },
                     }
                 } else {
-                    Attempt::Done(read_capped(resp, cap).await)
+                    Attempt::Done(read_capped(resp, cap).await.map(|(resp, _)| resp))
                 }
             }
             Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => Attempt::Retry {
@@ -152,11 +241,12 @@ async fn send_with_retries(
 }
 
 /// The response with its whole body read, refused past `cap` bytes (the failure is logged for
-/// the call, so that it maps to a typed error).
+/// the call, so that it maps to a typed error), and whether the body rejects the request as
+/// invalid ([`rejects_request`]).
 async fn read_capped(
     mut resp: reqwest::Response,
     cap: usize,
-) -> Result<reqwest::Response, OpenAIError> {
+) -> Result<(reqwest::Response, bool), OpenAIError> {
     let too_large = || {
         log_failure(LlmError::ResponseTooLarge { limit_bytes: cap });
         OpenAIError::InvalidArgument(format!("the response is larger than {cap} bytes"))
@@ -177,9 +267,10 @@ async fn read_capped(
         }
         body.extend_from_slice(&chunk);
     }
+    let rejected = rejects_request(&body);
     builder
         .body(body)
-        .map(reqwest::Response::from)
+        .map(|b| (reqwest::Response::from(b), rejected))
         .map_err(|e| OpenAIError::InvalidArgument(e.to_string()))
 }
 
@@ -200,20 +291,32 @@ impl ChatModel for OpenAiModel {
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatResponse, LlmError>> {
         Box::pin(async move {
-            let wire = WireRequest::from_request(&self.model, request);
-            let log = Arc::new(Mutex::new(CallLog::default()));
-            let result: Result<WireResponse, OpenAIError> = RETRY_LOG
-                .scope(log.clone(), self.client.chat().create_byot(wire))
-                .await;
-            let (retries, failure, status) = log
-                .lock()
-                .map(|mut l| (l.retries.clone(), l.failure.take(), l.status))
-                .unwrap_or_default();
-            let attempts = u32::try_from(retries.len()).unwrap_or(u32::MAX) + 1;
-            match (result, failure) {
-                (Ok(resp), _) => resp.into_response(retries),
-                (Err(_), Some(failure)) => Err(failure),
-                (Err(e), None) => Err(self.map_error(e, attempts, status)),
+            let mut fallbacks = Vec::new();
+            loop {
+                let form = Structured::from_u8(self.structured.load(Ordering::Relaxed));
+                let result = self.send(request, form).await;
+                if let Err(LlmError::Api {
+                    status, message, ..
+                }) = &result
+                    && request.output.is_some()
+                    && rejects_output_format(*status, message)
+                    && let Some(next) = form.next()
+                {
+                    // Calls running at once may have stepped down already: never back up.
+                    self.structured.fetch_max(next as u8, Ordering::Relaxed);
+                    let message: String = message.chars().take(300).collect();
+                    fallbacks.push(ProviderFallback {
+                        feature: "structured_output".into(),
+                        from: form.name().into(),
+                        to: next.name().into(),
+                        reason: format!("HTTP {status}: {message}"),
+                    });
+                    continue;
+                }
+                return result.map(|mut r| {
+                    r.fallbacks = fallbacks;
+                    r
+                });
             }
         })
     }
@@ -224,6 +327,34 @@ impl ChatModel for OpenAiModel {
 }
 
 impl OpenAiModel {
+    /// One request in the structured-output form `form`, with the provider's retries.
+    async fn send(
+        &self,
+        request: &ChatRequest,
+        form: Structured,
+    ) -> Result<ChatResponse, LlmError> {
+        let instruction = request
+            .output
+            .as_ref()
+            .filter(|_| form != Structured::JsonSchema)
+            .map(schema_instruction);
+        let wire = WireRequest::from_request(&self.model, request, form, instruction.as_deref());
+        let log = Arc::new(Mutex::new(CallLog::default()));
+        let result: Result<WireResponse, OpenAIError> = RETRY_LOG
+            .scope(log.clone(), self.client.chat().create_byot(wire))
+            .await;
+        let (retries, failure, status) = log
+            .lock()
+            .map(|mut l| (l.retries.clone(), l.failure.take(), l.status))
+            .unwrap_or_default();
+        let attempts = u32::try_from(retries.len()).unwrap_or(u32::MAX) + 1;
+        match (result, failure) {
+            (Ok(resp), _) => resp.into_response(retries),
+            (Err(_), Some(failure)) => Err(failure),
+            (Err(e), None) => Err(self.map_error(e, attempts, status)),
+        }
+    }
+
     /// The typed error for a failed call; `status` is the last answer's HTTP status when it was
     /// not a success (the client library drops it when the body is not an OpenAI error object).
     fn map_error(&self, e: OpenAIError, attempts: u32, status: Option<u16>) -> LlmError {
@@ -303,7 +434,7 @@ struct WireRequest<'a> {
 struct WireMessage<'a> {
     role: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
+    content: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -311,20 +442,31 @@ struct WireMessage<'a> {
 }
 
 impl<'a> WireRequest<'a> {
-    fn from_request(model: &'a str, r: &'a ChatRequest) -> Self {
-        let messages = r
+    /// The wire request; `instruction` (the schema, for a server that does not take it in
+    /// `response_format`) ends the first system message, or is one when there is none.
+    fn from_request(
+        model: &'a str,
+        r: &'a ChatRequest,
+        form: Structured,
+        instruction: Option<&'a str>,
+    ) -> Self {
+        let mut instruction = instruction;
+        let mut messages: Vec<WireMessage<'a>> = r
             .messages
             .iter()
             .map(|m| match m {
                 Message::System { content } => WireMessage {
                     role: "system",
-                    content: Some(content),
+                    content: Some(match instruction.take() {
+                        Some(i) => Cow::Owned(format!("{content}\n\n{i}")),
+                        None => Cow::Borrowed(content.as_str()),
+                    }),
                     tool_calls: vec![],
                     tool_call_id: None,
                 },
                 Message::User { content } => WireMessage {
                     role: "user",
-                    content: Some(content),
+                    content: Some(Cow::Borrowed(content.as_str())),
                     tool_calls: vec![],
                     tool_call_id: None,
                 },
@@ -333,7 +475,7 @@ impl<'a> WireRequest<'a> {
                     tool_calls,
                 } => WireMessage {
                     role: "assistant",
-                    content: content.as_deref(),
+                    content: content.as_deref().map(Cow::Borrowed),
                     tool_calls: tool_calls
                         .iter()
                         .map(|c| {
@@ -347,12 +489,23 @@ impl<'a> WireRequest<'a> {
                 },
                 Message::Tool { call_id, content } => WireMessage {
                     role: "tool",
-                    content: Some(content),
+                    content: Some(Cow::Borrowed(content.as_str())),
                     tool_calls: vec![],
                     tool_call_id: Some(call_id),
                 },
             })
             .collect();
+        if let Some(i) = instruction {
+            messages.insert(
+                0,
+                WireMessage {
+                    role: "system",
+                    content: Some(Cow::Borrowed(i)),
+                    tool_calls: vec![],
+                    tool_call_id: None,
+                },
+            );
+        }
         let tools = r
             .tools
             .iter()
@@ -363,11 +516,16 @@ impl<'a> WireRequest<'a> {
                 })
             })
             .collect();
-        let response_format = r.output.as_ref().map(|o| {
-            serde_json::json!({
+        let response_format = r.output.as_ref().and_then(|o| match form {
+            Structured::JsonSchema => Some(serde_json::json!({
                 "type": "json_schema",
                 "json_schema": {"name": o.name, "schema": o.schema, "strict": false}
-            })
+            })),
+            Structured::JsonObject => Some(serde_json::json!({
+                "type": "json_object",
+                "schema": o.schema
+            })),
+            Structured::Prompt => None,
         });
         Self {
             model,
@@ -426,6 +584,14 @@ struct WireUsage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<WirePromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct WirePromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 impl WireResponse {
@@ -458,6 +624,10 @@ impl WireResponse {
         let usage = self.usage.map_or(Usage::default(), |u| Usage {
             input_tokens: u.prompt_tokens,
             output_tokens: u.completion_tokens,
+            cached_input_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
         });
         Ok(ChatResponse {
             content: msg.content.filter(|c| !c.is_empty()),
@@ -465,6 +635,7 @@ impl WireResponse {
             usage,
             finish_reason: choice.finish_reason,
             retries,
+            fallbacks: Vec::new(),
         })
     }
 }

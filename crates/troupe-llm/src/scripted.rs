@@ -93,6 +93,7 @@ pub fn text(s: impl Into<String>) -> ChatResponse {
         usage: Usage {
             input_tokens: 10,
             output_tokens: 5,
+            ..Default::default()
         },
         finish_reason: Some("stop".into()),
         ..Default::default()
@@ -110,6 +111,7 @@ pub fn tool_call(name: &str, arguments: &str) -> ChatResponse {
         usage: Usage {
             input_tokens: 10,
             output_tokens: 5,
+            ..Default::default()
         },
         finish_reason: Some("tool_calls".into()),
         ..Default::default()

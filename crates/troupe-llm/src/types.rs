@@ -76,6 +76,15 @@ pub struct ChatRequest {
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Of `input_tokens`, those served from a cache instead of computed again: the embedded
+    /// model's reused KV prefix, an API's cached prompt tokens (OpenAI's
+    /// `prompt_tokens_details.cached_tokens`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_input_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
@@ -88,6 +97,7 @@ impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, o: Self) {
         self.input_tokens += o.input_tokens;
         self.output_tokens += o.output_tokens;
+        self.cached_input_tokens += o.cached_input_tokens;
     }
 }
 
@@ -110,6 +120,19 @@ pub struct Retry {
     pub capped: bool,
 }
 
+/// A form of request the endpoint rejected, and the form the model uses instead from then on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderFallback {
+    /// What degraded: `structured_output`.
+    pub feature: String,
+    /// The form rejected (`json_schema`, `json_object`).
+    pub from: String,
+    /// The form used instead (`json_object`, `prompt`).
+    pub to: String,
+    /// The server's rejection: its status and message, shortened.
+    pub reason: String,
+}
+
 /// The model's answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
@@ -119,4 +142,8 @@ pub struct ChatResponse {
     pub finish_reason: Option<String>,
     /// Retries made for this call (empty when the first attempt succeeded).
     pub retries: Vec<Retry>,
+    /// Forms of request the endpoint rejected during this call, each learned once per model
+    /// (not recorded: a replayed answer made no request).
+    #[serde(skip)]
+    pub fallbacks: Vec<ProviderFallback>,
 }

@@ -163,6 +163,70 @@ async fn an_abandoned_request_stops_generating() {
     assert!(m.tokens_generated() < 1024, "{}", m.tokens_generated());
 }
 
+/// The KV cache keeps the previous request's tokens and a request reuses the prefix it shares
+/// with them: a follow-up of the same conversation and a request with the same persona prefill
+/// only what is new, and (greedy decoding) answer exactly as a cleared cache would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_prefix_is_reused_and_answers_as_a_cleared_cache_would() {
+    if model().is_none() {
+        return;
+    }
+    // Private instances: nothing another test asks lands in their caches.
+    let env = |k: &str| std::env::var(k).ok();
+    let path = resolve("", &models_dir(&env)).unwrap();
+    let warm = LocalModel::load(&path).unwrap();
+    let cold = LocalModel::load(&path).unwrap();
+    let persona = "You are a careful contract analyst. You read clauses closely, quote them \
+                   exactly, and say when a clause is ambiguous. You never guess.";
+    let question = |q: &str| {
+        let mut r = ChatRequest {
+            messages: vec![Message::system(persona), Message::user(q)],
+            ..Default::default()
+        };
+        r.max_tokens = Some(24);
+        r
+    };
+    let first = question("What does a termination clause usually say?");
+    let second = question("What is an indemnity clause for?");
+
+    let a = warm.chat(&first).await.unwrap();
+    assert_eq!(
+        a.usage.cached_input_tokens, 0,
+        "a fresh cache holds nothing"
+    );
+    // The same persona, another question: the persona's tokens are not computed again.
+    let b = warm.chat(&second).await.unwrap();
+    assert!(
+        b.usage.cached_input_tokens > 20 && b.usage.cached_input_tokens < b.usage.input_tokens,
+        "{:?}",
+        b.usage
+    );
+    // The conversation goes on: all of it but the new turn comes from the cache.
+    let mut follow = second.clone();
+    follow.messages.push(Message::Assistant {
+        content: b.content.clone(),
+        tool_calls: vec![],
+    });
+    follow.messages.push(Message::user("Give one example."));
+    let c = warm.chat(&follow).await.unwrap();
+    assert!(
+        c.usage.cached_input_tokens > b.usage.input_tokens,
+        "{:?} after {:?}",
+        c.usage,
+        b.usage
+    );
+
+    // A cleared cache gives the same answers, token for token.
+    let b_cold = cold.chat(&second).await.unwrap();
+    assert_eq!(b_cold.usage.cached_input_tokens, 0);
+    assert_eq!(b_cold.content, b.content);
+    assert_eq!(b_cold.usage.input_tokens, b.usage.input_tokens);
+    let fresh = LocalModel::load(&path).unwrap();
+    let c_cold = fresh.chat(&follow).await.unwrap();
+    assert_eq!(c_cold.usage.cached_input_tokens, 0);
+    assert_eq!(c_cold.content, c.content);
+}
+
 #[test]
 fn a_missing_model_is_a_configuration_error_with_a_hint() {
     let dir = std::env::temp_dir().join("troupe-no-models-here");

@@ -237,3 +237,118 @@ async fn retries_connection_errors_then_reports_them() {
         "{err:?}"
     );
 }
+
+/// llama.cpp's Python server takes `response_format` of type `text` or `json_object` only, and
+/// says so with a 500 and a validation message.
+fn llama_cpp_python_rejection() -> Reply {
+    Reply::Status {
+        code: 500,
+        headers: vec![],
+        body: json!({"error": {
+            "message": "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}]",
+            "type": "internal_server_error", "param": null, "code": null}})
+        .to_string(),
+    }
+}
+
+/// A server that rejects `json_schema` is asked again at once with `json_object` and the schema
+/// in the system prompt — the rejection is not retried as if it were an outage — and the model
+/// keeps the form that worked for its later calls.
+#[tokio::test]
+async fn a_rejected_json_schema_falls_back_to_json_object_once() {
+    let server = FakeServer::start(|req| match req.body["response_format"]["type"].as_str() {
+        Some("json_schema") => llama_cpp_python_rejection(),
+        _ => Reply::text(r#"{"ok": true}"#),
+    });
+    let model = model(&server.url, 4);
+    let resp = model.chat(&request()).await.unwrap();
+    assert_eq!(resp.content.as_deref(), Some(r#"{"ok": true}"#));
+    assert_eq!(resp.fallbacks.len(), 1, "{:?}", resp.fallbacks);
+    let f = &resp.fallbacks[0];
+    assert_eq!(
+        (f.feature.as_str(), f.from.as_str(), f.to.as_str()),
+        ("structured_output", "json_schema", "json_object")
+    );
+    assert!(f.reason.starts_with("HTTP 500: ") && f.reason.contains("json_object"));
+    assert!(resp.retries.is_empty(), "{:?}", resp.retries);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "the rejection was not sent again");
+    assert_eq!(reqs[1]["response_format"]["type"], "json_object");
+    assert_eq!(
+        reqs[1]["response_format"]["schema"],
+        json!({"type": "object"})
+    );
+    let system = reqs[1]["messages"][0]["content"].as_str().unwrap();
+    assert!(system.starts_with("You are a tester\n\n"), "{system}");
+    assert!(system.contains("conform to this JSON Schema"), "{system}");
+    // The next call goes straight to the form that works, and says nothing new.
+    let again = model.chat(&request()).await.unwrap();
+    assert!(again.fallbacks.is_empty());
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(reqs[2]["response_format"]["type"], "json_object");
+    // A request without an output schema is untouched by what was learned.
+    let plain = ChatRequest {
+        output: None,
+        ..request()
+    };
+    model.chat(&plain).await.unwrap();
+    let reqs = server.requests();
+    assert!(reqs[3].get("response_format").is_none(), "{}", reqs[3]);
+    assert_eq!(reqs[3]["messages"][0]["content"], "You are a tester");
+}
+
+/// A server that takes no `response_format` at all (a 400 that names it) ends with the schema
+/// in the prompt only; an unrelated server error is still retried.
+#[tokio::test]
+async fn a_server_without_response_format_gets_the_schema_in_the_prompt() {
+    let server = FakeServer::start(|req| {
+        if req.body.get("response_format").is_some() {
+            Reply::Status {
+                code: 400,
+                headers: vec![],
+                body: json!({"error": {"message": "Unrecognized request argument: response_format", "type": "invalid_request_error", "param": "response_format", "code": null}}).to_string(),
+            }
+        } else {
+            Reply::text(r#"{"ok": true}"#)
+        }
+    });
+    let resp = model(&server.url, 4).chat(&request()).await.unwrap();
+    let steps: Vec<(&str, &str)> = resp
+        .fallbacks
+        .iter()
+        .map(|f| (f.from.as_str(), f.to.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [("json_schema", "json_object"), ("json_object", "prompt")]
+    );
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    assert!(reqs[2].get("response_format").is_none());
+    assert!(
+        reqs[2]["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("\"type\":\"object\""),
+        "{}",
+        reqs[2]
+    );
+
+    let flaky = Arc::new(AtomicUsize::new(0));
+    let seen = flaky.clone();
+    let server = FakeServer::start(move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            Reply::error(500, None)
+        } else {
+            Reply::text(r#"{"ok": true}"#)
+        }
+    });
+    let resp = model(&server.url, 4).chat(&request()).await.unwrap();
+    assert_eq!(resp.retries.len(), 1, "an outage is retried");
+    assert!(resp.fallbacks.is_empty());
+    assert_eq!(
+        server.requests()[1]["response_format"]["type"],
+        "json_schema"
+    );
+}

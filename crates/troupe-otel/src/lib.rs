@@ -337,6 +337,7 @@ impl RunTrace {
                 iteration,
                 input_tokens,
                 output_tokens,
+                cached_input_tokens,
                 latency_ms,
                 tool_calls,
                 finish_reason,
@@ -344,6 +345,10 @@ impl RunTrace {
                 let mut attrs = vec![
                     KeyValue::new("gen_ai.usage.input_tokens", int(*input_tokens)),
                     KeyValue::new("gen_ai.usage.output_tokens", int(*output_tokens)),
+                    KeyValue::new(
+                        "gen_ai.usage.cache_read.input_tokens",
+                        int(*cached_input_tokens),
+                    ),
                     KeyValue::new("troupe.llm.latency_ms", int(*latency_ms)),
                     KeyValue::new("troupe.llm.tool_calls", int(*tool_calls)),
                 ];

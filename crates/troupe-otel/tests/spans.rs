@@ -67,6 +67,7 @@ fn response(
         iteration,
         input_tokens: tokens.0,
         output_tokens: tokens.1,
+        cached_input_tokens: 0,
         latency_ms: 5,
         tool_calls: usize::from(finish == "tool_calls"),
         finish_reason: Some(finish.into()),

@@ -233,7 +233,10 @@ pub(crate) async fn run(
 fn offset(at: i32, by: u32) -> wasmtime::Result<i32> {
     match (at as u32).checked_add(by) {
         Some(a) => Ok(a as i32),
-        None => wasmtime::bail!("the plugin's return area ({}) is outside its memory", at as u32),
+        None => wasmtime::bail!(
+            "the plugin's return area ({}) is outside its memory",
+            at as u32
+        ),
     }
 }
 

@@ -473,19 +473,21 @@ impl Plugin {
         // a poll) is bounded here, by the same deadline.
         let outcome: Result<Result<String, String>, wasmtime::Error> =
             tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), async {
-            match &self.pre {
-                Pre::Component(pre) => {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    match call {
-                        None => Ok(Ok(instance.call_describe(&mut store).await?)),
-                        Some((tool, args)) => instance.call_invoke(&mut store, tool, args).await,
+                match &self.pre {
+                    Pre::Component(pre) => {
+                        let instance = pre.instantiate_async(&mut store).await?;
+                        match call {
+                            None => Ok(Ok(instance.call_describe(&mut store).await?)),
+                            Some((tool, args)) => {
+                                instance.call_invoke(&mut store, tool, args).await
+                            }
+                        }
                     }
+                    Pre::Core(pre) => crate::core_module::run(pre, &mut store, call).await,
                 }
-                Pre::Core(pre) => crate::core_module::run(pre, &mut store, call).await,
-            }
-        })
-        .await
-        .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()));
+            })
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()));
         let mut limit = None;
         let result = match outcome {
             Ok(Ok(out)) if out.len() > self.limits.output_bytes => {

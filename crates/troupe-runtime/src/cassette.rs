@@ -130,6 +130,7 @@ impl Cassette {
                 usage: Usage {
                     input_tokens: c.input_tokens.unwrap_or(0),
                     output_tokens: c.output_tokens.unwrap_or(0),
+                    ..Default::default()
                 },
                 cap,
                 cut,

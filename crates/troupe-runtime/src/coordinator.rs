@@ -337,6 +337,7 @@ pub async fn run(
                     troupe_llm::Usage {
                         input_tokens: call.input_tokens.unwrap_or(0),
                         output_tokens: call.output_tokens.unwrap_or(0),
+                        ..Default::default()
                     },
                     &agent.llm,
                 ),

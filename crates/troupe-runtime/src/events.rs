@@ -206,12 +206,27 @@ pub enum EventKind {
         /// The server asked for longer than the cap; `wait_ms` is the cap.
         retry_after_capped: bool,
     },
+    /// The model's server rejected a form of request; this call and the model's later calls use
+    /// the next form (`structured_output`: `json_schema` → `json_object` → `prompt`).
+    ProviderFallback {
+        task: String,
+        agent: String,
+        feature: String,
+        from: String,
+        to: String,
+        /// The server's rejection: status and message.
+        reason: String,
+    },
     LlmResponse {
         task: String,
         agent: String,
         iteration: u32,
         input_tokens: u64,
         output_tokens: u64,
+        /// Of `input_tokens`, those served from a cache (the embedded model's reused KV prefix,
+        /// an API's cached prompt tokens).
+        #[serde(default)]
+        cached_input_tokens: u64,
         latency_ms: u64,
         tool_calls: usize,
         finish_reason: Option<String>,

@@ -238,6 +238,16 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
                 return (JobStatus::Failed(format!("model call failed: {e}")), None);
             }
         };
+        for f in &resp.fallbacks {
+            ctx.events.emit(EventKind::ProviderFallback {
+                task: task.into(),
+                agent: agent_id.into(),
+                feature: f.feature.clone(),
+                from: f.from.clone(),
+                to: f.to.clone(),
+                reason: f.reason.clone(),
+            });
+        }
         ctx.ledger
             .record_call(job.task, agent_id, resp.usage, &agent.llm, charge);
         ctx.events.emit(EventKind::LlmResponse {
@@ -246,6 +256,7 @@ async fn work(ctx: &AgentCtx, job: &Job, st: &mut JobState) -> (JobStatus, Optio
             iteration,
             input_tokens: resp.usage.input_tokens,
             output_tokens: resp.usage.output_tokens,
+            cached_input_tokens: resp.usage.cached_input_tokens,
             latency_ms: ms(started.elapsed()),
             tool_calls: resp.tool_calls.len(),
             finish_reason: resp.finish_reason.clone(),

@@ -836,6 +836,7 @@
       case "llm_request": return who + "→ " + e.model + " (iteration " + e.iteration + ", " + e.messages + " messages, " + e.tools + " tools)";
       case "llm_response": return who + "← " + e.input_tokens + " in / " + e.output_tokens + " out, " + fmtMs(e.latency_ms) + (e.tool_calls ? ", " + e.tool_calls + " tool call(s)" : "");
       case "llm_retry": return who + "retry " + e.attempt + " in " + fmtMs(e.wait_ms) + ": " + e.reason;
+      case "provider_fallback": return who + "server rejected " + e.feature + " as " + e.from + "; using " + e.to + " (" + shorten(e.reason, 160) + ")";
       case "tool_call": return who + e.tool + "(" + shorten(e.arguments, 120) + ") " + (e.ok ? "✓" : "✗") + " " + fmtMs(e.duration_ms);
       case "review_started": return who + "review round " + e.round + " by " + e.reviewer;
       case "review_verdict": return who + "round " + e.round + ": " + (e.approved ? "approved" : "revision asked") + (e.feedback ? " — " + shorten(e.feedback, 200) : "");
