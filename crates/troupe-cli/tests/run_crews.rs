@@ -298,6 +298,13 @@ fn structured_output_that_never_fits_fails_the_task_and_stops_the_run() {
     );
     assert_eq!(task(&run, "second")["status"], "skipped");
     assert_eq!(server.requests().len(), 2, "one answer + one retry");
+    // An agent without tools is not told to use them (words it would pay for, to no end).
+    let system = server.requests()[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(system.starts_with("You are Extractor."), "{system}");
+    assert!(!system.contains("Use a tool"), "{system}");
 }
 
 /// An agent that keeps calling tools is stopped by `max_iterations`: on its last step the tools
@@ -699,4 +706,52 @@ fn structured_output_falls_back_when_the_server_rejects_json_schema() {
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
     assert_eq!(reqs[1]["response_format"]["type"], "json_object");
+    // This agent has a tool, and is told it may use it.
+    let system = reqs[0]["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("Use a tool when it helps."), "{system}");
+}
+
+/// A provider's prompt cache: cached input tokens (OpenAI's `prompt_tokens_details`) are counted
+/// per task, agent and run, and priced at `cached_input_cost_per_mtok`.
+#[test]
+fn cached_input_tokens_are_counted_and_priced_at_their_own_rate() {
+    let server = FakeServer::start(|_| {
+        Reply::Body(json!({
+            "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "done"},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
+                      "prompt_tokens_details": {"cached_tokens": 800}}
+        }))
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let crew = json!({
+        "name": "cached",
+        "llm": {"model": "m", "input_cost_per_mtok": 2.0, "output_cost_per_mtok": 8.0,
+                "cached_input_cost_per_mtok": 0.5},
+        "agents": [{"id": "a", "role": "Analyst", "goal": "g"}],
+        "tasks": [
+            {"id": "first", "agent": "a", "description": "d"},
+            {"id": "second", "agent": "a", "description": "d", "context": ["first"]}
+        ]
+    });
+    let path = crew_file(tmp.path(), "c.json", &crew);
+    let out = tmp.path().join("out");
+    let o = run_crew(&server.url, &path, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let run = read_json(&out.join("run.json"));
+    assert_eq!(task(&run, "first")["usage"]["cached_input_tokens"], 800);
+    assert_eq!(run["agents"]["a"]["cached_input_tokens"], 1600);
+    assert_eq!(run["totals"]["cached_input_tokens"], 1600);
+    assert_eq!(run["totals"]["input_tokens"], 2000);
+    // Per call: 200 fresh × 2.0 + 800 cached × 0.5 + 10 out × 8.0, per million; two calls.
+    let cost = run["totals"]["cost_usd"].as_f64().unwrap();
+    let want = 2.0 * (200.0 * 2.0 + 800.0 * 0.5 + 10.0 * 8.0) / 1e6;
+    assert!((cost - want).abs() < 1e-12, "{cost} != {want}");
+    let ev = events(&out);
+    let responses = of_type(&ev, "llm_response");
+    assert!(
+        responses.iter().all(|r| r["cached_input_tokens"] == 800),
+        "{responses:?}"
+    );
 }

@@ -172,6 +172,8 @@ pub struct LlmSettings {
     pub max_response_kb: Option<u32>,
     pub input_cost_per_mtok: Option<f64>,
     pub output_cost_per_mtok: Option<f64>,
+    /// `llm.cached_input_cost_per_mtok`; `None`: cached input costs `input_cost_per_mtok`.
+    pub cached_input_cost_per_mtok: Option<f64>,
 }
 
 /// Whether a model name is a GGUF file (a path ending in `.gguf`), as opposed to a name an

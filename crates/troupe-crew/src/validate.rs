@@ -1257,6 +1257,11 @@ impl Checker<'_> {
                 pick!(output_cost_per_mtok),
                 at!(output_cost_per_mtok),
             ),
+            (
+                "cached_input_cost_per_mtok",
+                pick!(cached_input_cost_per_mtok),
+                at!(cached_input_cost_per_mtok),
+            ),
         ] {
             if let Some(p) = price
                 && (!p.is_finite() || p < 0.0)
@@ -1282,6 +1287,7 @@ impl Checker<'_> {
             max_response_kb: pick!(max_response_kb),
             input_cost_per_mtok: pick!(input_cost_per_mtok),
             output_cost_per_mtok: pick!(output_cost_per_mtok),
+            cached_input_cost_per_mtok: pick!(cached_input_cost_per_mtok),
         }
     }
 

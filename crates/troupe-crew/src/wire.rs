@@ -364,6 +364,11 @@ pub struct LlmSpec {
     /// Price in USD per million output (completion) tokens, for cost accounting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_cost_per_mtok: Option<f64>,
+    /// Price in USD per million input tokens served from the provider's prompt cache (OpenAI's
+    /// `cached_tokens`): usually a fraction of `input_cost_per_mtok`, which applies when this is
+    /// not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_cost_per_mtok: Option<f64>,
 }
 
 /// An agent: a persona with a model, tools and limits.

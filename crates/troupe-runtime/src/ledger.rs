@@ -12,6 +12,10 @@ use troupe_llm::Usage;
 pub struct Stats {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Of `input_tokens`, those served from a cache (a provider's prompt cache, the embedded
+    /// model's reused KV prefix).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_input_tokens: u64,
     pub model_calls: u64,
     pub tool_calls: u64,
     /// USD, when the crew gives prices for every model used.
@@ -23,6 +27,7 @@ impl Stats {
     fn add_call(&mut self, usage: Usage, cost: Option<f64>) {
         self.input_tokens += usage.input_tokens;
         self.output_tokens += usage.output_tokens;
+        self.cached_input_tokens += usage.cached_input_tokens;
         self.model_calls += 1;
         if let Some(c) = cost {
             *self.cost_usd.get_or_insert(0.0) += c;
@@ -175,12 +180,24 @@ impl Ledger {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A call's cost: input at `input_cost_per_mtok`, except the cached part at
+/// `cached_input_cost_per_mtok` when the crew gives it; output at `output_cost_per_mtok`.
 fn price(usage: Usage, llm: &LlmSettings) -> Option<f64> {
     match (llm.input_cost_per_mtok, llm.output_cost_per_mtok) {
         (None, None) => None,
-        (i, o) => Some(
-            (usage.input_tokens as f64) * i.unwrap_or(0.0) / 1e6
-                + (usage.output_tokens as f64) * o.unwrap_or(0.0) / 1e6,
-        ),
+        (i, o) => {
+            let input = i.unwrap_or(0.0);
+            let cached = usage.cached_input_tokens.min(usage.input_tokens);
+            let fresh = usage.input_tokens - cached;
+            Some(
+                (fresh as f64) * input / 1e6
+                    + (cached as f64) * llm.cached_input_cost_per_mtok.unwrap_or(input) / 1e6
+                    + (usage.output_tokens as f64) * o.unwrap_or(0.0) / 1e6,
+            )
+        }
     }
 }

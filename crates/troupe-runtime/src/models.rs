@@ -319,6 +319,7 @@ mod tests {
             max_response_kb: None,
             input_cost_per_mtok: None,
             output_cost_per_mtok: None,
+            cached_input_cost_per_mtok: None,
         }
     }
 

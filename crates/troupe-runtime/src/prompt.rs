@@ -99,10 +99,14 @@ pub fn system(agent: &Agent, fence: &Fence) -> String {
     if let Some(b) = &agent.backstory {
         let _ = writeln!(s, "{b}");
     }
-    s.push_str(
+    // Tool advice only for an agent that has tools: words that do not apply are tokens paid for.
+    s.push_str(if agent.tools.is_empty() {
+        "\nWork carefully and truthfully. When you are done, reply with your final answer only, \
+         complete and self-contained.\n"
+    } else {
         "\nWork carefully and truthfully. Use a tool when it helps. When you are done, reply with \
-         your final answer only, complete and self-contained.\n",
-    );
+         your final answer only, complete and self-contained.\n"
+    });
     s.push_str(&fence.rule());
     s
 }
