@@ -36,7 +36,7 @@ pub struct Fallback {
 enum Which {
     /// An OpenAI-compatible endpoint: the settings with the model filled in, the base URL and
     /// the key.
-    Api(LlmSettings, String, Option<String>),
+    Api(Box<LlmSettings>, String, Option<String>),
     /// A GGUF file run in-process.
     Local(PathBuf),
 }
@@ -166,7 +166,7 @@ impl ProviderFactory {
                 ),
             });
         }
-        Ok(Which::Api(llm, base_url, api_key))
+        Ok(Which::Api(Box::new(llm), base_url, api_key))
     }
 
     #[cfg(feature = "local")]
