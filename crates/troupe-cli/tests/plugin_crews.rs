@@ -719,27 +719,36 @@ fn validate_compares_the_grants_with_what_a_plugin_declares() {
     assert_eq!(err.matches("warning: ").count(), 3, "{err}");
 }
 
+/// `troupe plugin call WASM TOOL ARGS EXTRA…` from the repository root: the exit code, stdout,
+/// and all the output.
+fn plugin_call(
+    wasm: &std::path::Path,
+    tool: &str,
+    args: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let o = troupe("http://unused")
+        .args(["plugin", "call"])
+        .arg(wasm)
+        .args([tool, args])
+        .args(extra)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        text(&o),
+    )
+}
+
 /// The C++ plugin (libc++ for wasm32): a contract's outline, its headings and numbered clauses
 /// with their lines, from a text or (granted) from a run's document; figures that look like
 /// numbers ("1.5% per month", "30 days") are not clauses.
 #[test]
 fn the_cpp_outline_plugin_finds_headings_and_clauses_with_their_lines() {
     let wasm = built("plugins/outline-cpp/outline.wasm");
-    let call = |args: &str, extra: &[&str]| {
-        let o = troupe("http://unused")
-            .args(["plugin", "call"])
-            .arg(&wasm)
-            .args(["outline", args])
-            .args(extra)
-            .current_dir(repo())
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            text(&o),
-        )
-    };
+    let call = |args: &str, extra: &[&str]| plugin_call(&wasm, "outline", args, extra);
     let text = "# Terms\n\n12. Term\nThe term is 30 days.\n12.3.1 Notice of \"renewal\"\nLate fees: 1.5% per month.\nSection 7 — Liability\n```\n# not a heading\n```\n";
     let args = json!({"text": text}).to_string();
     let (code, out, all) = call(&args, &[]);
@@ -788,21 +797,7 @@ fn the_cpp_outline_plugin_finds_headings_and_clauses_with_their_lines() {
 #[test]
 fn the_go_definitions_plugin_finds_defined_terms_and_their_uses() {
     let wasm = built("plugins/definitions-go/definitions.wasm");
-    let call = |args: &str, extra: &[&str]| {
-        let o = troupe("http://unused")
-            .args(["plugin", "call"])
-            .arg(&wasm)
-            .args(["terms", args])
-            .args(extra)
-            .current_dir(repo())
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            text(&o),
-        )
-    };
+    let call = |args: &str, extra: &[&str]| plugin_call(&wasm, "terms", args, extra);
     let text = "The Supplier shall deliver on time.\n\"Buyer\" means Contoso Retail plc.\nAcme Ltd (the \u{201c}Supplier\u{201d}) agrees.\n\"Deliverables\" means the reports.\nThe Buyer pays the Supplier.\n";
     let (code, out, all) = call(&json!({"text": text}).to_string(), &[]);
     assert_eq!(code, Some(0), "{all}");

@@ -430,9 +430,8 @@ impl Plugin {
             // A random-bytes request cannot be larger than the memory it would go into.
             .max_random_size(self.limits.memory_bytes as u64);
         let (wasi, p1) = match &self.pre {
-            Pre::Component(_) => (builder.build(), None),
-            // The preview-2 context goes unused: it grants nothing.
-            Pre::Core(_) => (WasiCtx::builder().build(), Some(builder.build_p1())),
+            Pre::Component(_) => (Some(builder.build()), None),
+            Pre::Core(_) => (None, Some(builder.build_p1())),
         };
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);

@@ -172,8 +172,8 @@ pub struct LogLine {
 
 /// The store's data for one call.
 pub(crate) struct State {
-    /// WASI preview 2, for components.
-    pub wasi: WasiCtx,
+    /// WASI preview 2, for components (`None` for a core module).
+    pub wasi: Option<WasiCtx>,
     pub table: ResourceTable,
     /// WASI preview 1, for core modules (`None` for a component).
     pub p1: Option<WasiP1Ctx>,
@@ -217,7 +217,8 @@ impl State {
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            // A core module's store has none; reached there, it is a context granting nothing.
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }
